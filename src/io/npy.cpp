@@ -1,0 +1,2 @@
+// placeholder until the .npy reader lands
+namespace tapegrad {}
