@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian package tapegrad's build, tests, benches and demos need.
-# Idempotent and non-interactive; run as root (or through sudo).
+# Idempotent and non-interactive; as a normal user it uses sudo for apt-get.
 set -euo pipefail
 packages=(
   g++ cmake ninja-build make git
@@ -12,6 +12,7 @@ packages=(
   libcli11-dev            # the command line
   nlohmann-json3-dev      # JSON output
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist/
+  python3 python3-numpy   # the independent NumPy check of `tapegrad ref` (tests only)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,10 +22,12 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
   exit 0
 fi
+echo "install-deps: installing ${missing[*]}"
+as_root=()
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages (${missing[*]}); run as root: sudo $0" >&2
-  exit 1
+  command -v sudo >/dev/null || { echo "install-deps: not root and no sudo; run as root" >&2; exit 1; }
+  as_root=(sudo)
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
