@@ -168,4 +168,47 @@ inline Pool2dGeom make_pool2d_geom(const Shape& x, const Pool2dParams& prm, std:
   return g;
 }
 
+// linear(x, w, b) = x w^T + b, PyTorch layout: x (N,in), w (out,in), b (out) -> y (N,out).
+struct LinearGeom {
+  index_t n = 0, in = 0, out = 0;
+  bool has_bias = false;
+
+  Shape x_shape() const { return {n, in}; }
+  Shape w_shape() const { return {out, in}; }
+  Shape b_shape() const { return {out}; }
+  Shape y_shape() const { return {n, out}; }
+  // Multiply-adds of one direction (forward, backward-data or backward-weights) times 2.
+  double flops() const { return 2.0 * double(n) * double(in) * double(out); }
+
+  // "x[2,3] w[4,3] b[4] -> y[2,4]" (the b part only with a bias)
+  std::string str() const {
+    return "x" + x_shape().str() + " w" + w_shape().str() +
+           (has_bias ? " b" + b_shape().str() : std::string()) + " -> y" + y_shape().str();
+  }
+  std::string descriptor() const {
+    auto t = [](const char* k, index_t v) { return std::string(k) + std::to_string(v); };
+    return t("mb", n) + t("ic", in) + t("oc", out) + t("b", has_bias ? 1 : 0);
+  }
+};
+
+// Validates shapes of linear(x, w, b); b is nullptr when there is no bias.
+inline LinearGeom make_linear_geom(const Shape& x, const Shape& w, const Shape* b,
+                                   std::string_view op = "linear") {
+  check_rank(op, "x", x, 2, "(N,in)");
+  check_rank(op, "w", w, 2, "(out,in)");
+  const std::string xs = x.str(), ws = w.str();
+  check_arg(x[0] > 0 && x[1] > 0, op, "x has an empty dimension (x ", xs, ")");
+  check_arg(w[0] > 0 && w[1] > 0, op, "w has an empty dimension (w ", ws, ")");
+  check_arg(w[1] == x[1], op, "w in-features is ", w[1], ", expected ", x[1],
+            " = x features (x ", xs, ", w ", ws, ")");
+  LinearGeom g;
+  g.n = x[0], g.in = x[1], g.out = w[0];
+  (void)Shape({g.n, g.out});  // overflow check of the output size
+  if (b) {
+    check_shape(op, "b", *b, Shape{g.out});
+    g.has_bias = true;
+  }
+  return g;
+}
+
 }  // namespace tapegrad

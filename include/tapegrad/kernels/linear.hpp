@@ -1,0 +1,37 @@
+// linear dispatch: the one place the op tape and the layers call. Same names and signatures
+// as ref:: (kernels/linear_ref.hpp). Every T forwards to the reference today; float and double
+// will go to fast:: (kernels/linear_fast.hpp) at the marked lines once those kernels exist.
+#pragma once
+
+#include <type_traits>
+
+#include "tapegrad/kernels/linear_ref.hpp"
+
+namespace tapegrad::kernels {
+
+template <class T>
+Tensor<T> linear_forward(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w,
+                         const std::type_identity_t<Tensor<T>>* b) {
+  // fast: float/double -> fast::linear_forward
+  return ref::linear_forward(g, x, w, b);
+}
+
+template <class T>
+Tensor<T> linear_backward_data(const LinearGeom& g, const Tensor<T>& dy, const Tensor<T>& w) {
+  // fast: float/double -> fast::linear_backward_data
+  return ref::linear_backward_data(g, dy, w);
+}
+
+template <class T>
+Tensor<T> linear_backward_weights(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& dy) {
+  // fast: float/double -> fast::linear_backward_weights
+  return ref::linear_backward_weights(g, x, dy);
+}
+
+template <class T>
+Tensor<T> linear_backward_bias(const LinearGeom& g, const Tensor<T>& dy) {
+  // fast: float/double -> fast::linear_backward_bias
+  return ref::linear_backward_bias(g, dy);
+}
+
+}  // namespace tapegrad::kernels

@@ -1,0 +1,39 @@
+// Loss dispatch: the one place the op tape and the layers call. Same names and signatures as
+// ref:: (kernels/loss_ref.hpp; validators check_mse_loss, check_cross_entropy live there too).
+// Every T forwards to the reference today; float and double may go to fast:: at the marked
+// lines once such kernels exist.
+#pragma once
+
+#include <type_traits>
+
+#include "tapegrad/kernels/loss_ref.hpp"
+
+namespace tapegrad::kernels {
+
+template <class T>
+Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target) {
+  // fast: float/double -> fast::mse_loss_forward
+  return ref::mse_loss_forward(x, target);
+}
+
+template <class T>
+Tensor<T> mse_loss_backward(const Tensor<T>& x, const Tensor<T>& target,
+                            const std::type_identity_t<T>& dloss) {
+  // fast: float/double -> fast::mse_loss_backward
+  return ref::mse_loss_backward(x, target, dloss);
+}
+
+template <class T>
+Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets) {
+  // fast: float/double -> fast::cross_entropy_forward
+  return ref::cross_entropy_forward(logits, targets);
+}
+
+template <class T>
+Tensor<T> cross_entropy_backward(const Tensor<T>& logits, const std::vector<index_t>& targets,
+                                 const std::type_identity_t<T>& dloss) {
+  // fast: float/double -> fast::cross_entropy_backward
+  return ref::cross_entropy_backward(logits, targets, dloss);
+}
+
+}  // namespace tapegrad::kernels

@@ -1,0 +1,36 @@
+// Pooling dispatch: the one place the op tape and the layers call. Same names and signatures
+// as ref:: (kernels/pool_ref.hpp). Every T forwards to the reference today; float and double
+// will go to fast:: (kernels/pool_fast.hpp) at the marked lines once those kernels exist.
+#pragma once
+
+#include <type_traits>
+
+#include "tapegrad/kernels/pool_ref.hpp"
+
+namespace tapegrad::kernels {
+
+template <class T>
+Tensor<T> max_pool2d_forward(const Pool2dGeom& g, const Tensor<T>& x) {
+  // fast: float/double -> fast::max_pool2d_forward
+  return ref::max_pool2d_forward(g, x);
+}
+
+template <class T>
+Tensor<T> max_pool2d_backward(const Pool2dGeom& g, const Tensor<T>& x, const Tensor<T>& dy) {
+  // fast: float/double -> fast::max_pool2d_backward
+  return ref::max_pool2d_backward(g, x, dy);
+}
+
+template <class T>
+Tensor<T> avg_pool2d_forward(const Pool2dGeom& g, const Tensor<T>& x) {
+  // fast: float/double -> fast::avg_pool2d_forward
+  return ref::avg_pool2d_forward(g, x);
+}
+
+template <class T>
+Tensor<T> avg_pool2d_backward(const Pool2dGeom& g, const Tensor<T>& dy) {
+  // fast: float/double -> fast::avg_pool2d_backward
+  return ref::avg_pool2d_backward(g, dy);
+}
+
+}  // namespace tapegrad::kernels
