@@ -1,6 +1,267 @@
-// tapegrad ref (placeholder registration until the subcommand lands)
+// tapegrad ref OP: the oracle. Reads .npy inputs (float32/float64; int64 targets), converts them
+// exactly to f50, validates with the geometry makers and check_* functions, runs the reference
+// kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
+// dw.npy, db.npy), each rounded ONCE from f50 to the output dtype.
+//
+// Order of work, so that bad input never leaves a file behind: parse options -> read and check
+// every input -> validate shapes -> compute everything -> create DIR -> write every output to a
+// temporary file -> rename them all (io::AtomicBatch).
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
 #include "common.hpp"
+#include "tapegrad/io/atomic_file.hpp"
+#include "tapegrad/io/npy.hpp"
+#include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/kernels/linear_ref.hpp"
+#include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/kernels/pool_ref.hpp"
 
 namespace tapegrad::cli {
-void register_ref(CLI::App&, Action&) {}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RefArgs {
+  std::string op;
+  std::string x, w, b, target, dy, out;
+  std::string out_dtype = "float64";
+  std::string stride, pad, dilation, kernel;
+  std::int64_t groups = 1;
+  std::map<std::string, CLI::Option*> opts;  // "--w" -> option, to see which were given
+
+  bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
+};
+
+// Which inputs and options each op takes (beyond --x, --out, --dy, --out-dtype, taken by all).
+struct OpSpec {
+  std::set<std::string> required, optional;
+};
+const std::map<std::string, OpSpec>& op_table() {
+  static const std::map<std::string, OpSpec> t{
+      {"conv2d", {{"--w"}, {"--b", "--stride", "--pad", "--dilation", "--groups"}}},
+      {"linear", {{"--w"}, {"--b"}}},
+      {"relu", {}},
+      {"sigmoid", {}},
+      {"tanh", {}},
+      {"softmax", {}},
+      {"log_softmax", {}},
+      {"flatten", {}},
+      {"max_pool2d", {{"--kernel"}, {"--stride", "--pad"}}},
+      {"avg_pool2d", {{"--kernel"}, {"--stride", "--pad"}}},
+      {"mse_loss", {{"--target"}, {}}},
+      {"cross_entropy", {{"--target"}, {}}},
+  };
+  return t;
+}
+
+std::string op_list() {
+  std::string s;
+  for (const auto& [name, spec] : op_table()) s += (s.empty() ? "" : ", ") + name;
+  return s;
+}
+
+// A float input as f50 (exact), rejecting int dtypes and NaN/Inf with the file named.
+Tensor<f50> read_float_input(const std::string& path, const std::string& what) {
+  const io::NpyArray a = io::read_npy(path);
+  if (a.dtype == io::NpyDtype::i8)
+    throw BadInput(path + ": " + what + " has dtype int64, expected float32 or float64");
+  io::check_all_finite(a, path);
+  return io::to_tensor<f50>(a, path);
+}
+
+// The results of one run: named output tensors in f50, plus a one-line description.
+struct Results {
+  std::string description;
+  std::vector<std::pair<std::string, Tensor<f50>>> outputs;  // ("y", y), ("dx", dx), ...
+};
+
+Results compute(const RefArgs& a) {
+  const auto& table = op_table();
+  const auto it = table.find(a.op);
+  if (it == table.end())
+    throw BadInput("ref: unknown op '" + a.op + "'; expected one of " + op_list());
+  const OpSpec& spec = it->second;
+  for (const char* name :
+       {"--w", "--b", "--target", "--stride", "--pad", "--dilation", "--groups", "--kernel"}) {
+    const bool takes = spec.required.count(name) || spec.optional.count(name);
+    if (a.given(name) && !takes) throw BadInput("ref " + a.op + ": does not take " + name);
+    if (!a.given(name) && spec.required.count(name))
+      throw BadInput("ref " + a.op + ": " + name + " is required");
+  }
+  const std::string& op = a.op;
+
+  // Every input read and checked before any shape logic.
+  const Tensor<f50> x = read_float_input(a.x, "x");
+  std::optional<Tensor<f50>> w, b, target_f, dy;
+  std::optional<Tensor<std::int64_t>> target_i;
+  if (a.given("--w")) w = read_float_input(a.w, "w");
+  if (a.given("--b")) b = read_float_input(a.b, "b");
+  if (a.given("--target")) {
+    if (op == "cross_entropy") {
+      target_i = io::read_npy_int64(a.target);
+    } else {
+      target_f = read_float_input(a.target, "target");
+    }
+  }
+  if (a.given("--dy")) dy = read_float_input(a.dy, "dy");
+
+  Results r;
+  auto y_out = [&](Tensor<f50> y) {
+    if (dy) check_shape(op, "dy", dy->shape(), y.shape());
+    r.outputs.emplace_back("y", std::move(y));
+  };
+  auto grad = [&](const char* name, Tensor<f50> g) { r.outputs.emplace_back(name, std::move(g)); };
+  r.description = op + ": x" + x.shape().str();
+
+  if (op == "conv2d") {
+    Conv2dParams prm;
+    if (a.given("--stride")) prm.stride = parse_pair(a.stride, "--stride");
+    if (a.given("--pad")) prm.pad = parse_pair(a.pad, "--pad");
+    if (a.given("--dilation")) prm.dilation = parse_pair(a.dilation, "--dilation");
+    prm.groups = a.groups;
+    const Shape b_shape = b ? b->shape() : Shape{};
+    const Conv2dGeom g = make_conv2d_geom(x.shape(), w->shape(), b ? &b_shape : nullptr, prm);
+    r.description = "conv2d: " + g.str();
+    y_out(ref::conv2d_forward(g, x, *w, b ? &*b : nullptr));
+    if (dy) {
+      grad("dx", ref::conv2d_backward_data(g, *dy, *w));
+      grad("dw", ref::conv2d_backward_weights(g, x, *dy));
+      if (b) grad("db", ref::conv2d_backward_bias(g, *dy));
+    }
+  } else if (op == "linear") {
+    const Shape b_shape = b ? b->shape() : Shape{};
+    const LinearGeom g = make_linear_geom(x.shape(), w->shape(), b ? &b_shape : nullptr);
+    r.description = "linear: " + g.str();
+    y_out(ref::linear_forward(g, x, *w, b ? &*b : nullptr));
+    if (dy) {
+      grad("dx", ref::linear_backward_data(g, *dy, *w));
+      grad("dw", ref::linear_backward_weights(g, x, *dy));
+      if (b) grad("db", ref::linear_backward_bias(g, *dy));
+    }
+  } else if (op == "relu") {
+    y_out(ref::relu_forward(x));
+    if (dy) grad("dx", ref::relu_backward(x, *dy));
+  } else if (op == "sigmoid") {
+    y_out(ref::sigmoid_forward(x));
+    if (dy) grad("dx", ref::sigmoid_backward(r.outputs[0].second, *dy));
+  } else if (op == "tanh") {
+    y_out(ref::tanh_forward(x));
+    if (dy) grad("dx", ref::tanh_backward(r.outputs[0].second, *dy));
+  } else if (op == "softmax" || op == "log_softmax") {
+    check_softmax(x.shape(), op);
+    if (op == "softmax") {
+      y_out(ref::softmax_forward(x));
+      if (dy) grad("dx", ref::softmax_backward(r.outputs[0].second, *dy));
+    } else {
+      y_out(ref::log_softmax_forward(x));
+      if (dy) grad("dx", ref::log_softmax_backward(r.outputs[0].second, *dy));
+    }
+  } else if (op == "flatten") {
+    check_flatten(x.shape(), op);
+    y_out(ref::flatten_forward(x));
+    if (dy) grad("dx", ref::flatten_backward(x.shape(), *dy));
+  } else if (op == "max_pool2d" || op == "avg_pool2d") {
+    Pool2dParams prm;
+    prm.kernel = parse_pair(a.kernel, "--kernel");
+    prm.stride = a.given("--stride") ? parse_pair(a.stride, "--stride") : prm.kernel;
+    prm.pad = a.given("--pad") ? parse_pair(a.pad, "--pad") : Pair{0, 0};
+    const Pool2dGeom g = make_pool2d_geom(x.shape(), prm, op);
+    r.description = op + ": " + g.str();
+    if (op == "max_pool2d") {
+      y_out(ref::max_pool2d_forward(g, x));
+      if (dy) grad("dx", ref::max_pool2d_backward(g, x, *dy));
+    } else {
+      y_out(ref::avg_pool2d_forward(g, x));
+      if (dy) grad("dx", ref::avg_pool2d_backward(g, *dy));
+    }
+  } else if (op == "mse_loss") {
+    check_mse_loss(x.shape(), target_f->shape(), op);
+    r.description += " target" + target_f->shape().str();
+    y_out(ref::mse_loss_forward(x, *target_f));
+    if (dy) grad("dx", ref::mse_loss_backward(x, *target_f, (*dy)[0]));
+  } else if (op == "cross_entropy") {
+    check_rank(op, "target", target_i->shape(), 1, "(N) of class indices");
+    const std::vector<index_t> targets(target_i->begin(), target_i->end());
+    check_cross_entropy(x.shape(), targets, op);
+    r.description += " target" + target_i->shape().str();
+    y_out(ref::cross_entropy_forward(x, targets));
+    if (dy) grad("dx", ref::cross_entropy_backward(x, targets, (*dy)[0]));
+  }
+  return r;
+}
+
+int run_ref(const RefArgs& a) {
+  if (a.out_dtype != "float64" && a.out_dtype != "float32")
+    throw BadInput("ref: --out-dtype must be float64 or float32, got '" + a.out_dtype + "'");
+  const fs::path dir = a.out;
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw BadInput("ref: --out '" + a.out + "' exists and is not a directory");
+
+  const Results r = compute(a);
+
+  // Round once from f50 to the output dtype, and encode, before touching the disk.
+  std::vector<std::pair<fs::path, std::string>> files;
+  for (const auto& [name, t] : r.outputs) {
+    std::string bytes;
+    if (a.out_dtype == "float32") {
+      std::vector<float> v;
+      v.reserve(t.vec().size());
+      for (const f50& e : t) v.push_back(io::round_to_float(e));
+      bytes = io::encode_npy(t.shape(), v);
+    } else {
+      std::vector<double> v;
+      v.reserve(t.vec().size());
+      for (const f50& e : t) v.push_back(io::round_to_double(e));
+      bytes = io::encode_npy(t.shape(), v);
+    }
+    files.emplace_back(dir / (name + ".npy"), std::move(bytes));
+  }
+  fs::create_directories(dir, ec);
+  if (ec) throw BadInput("ref: cannot create --out directory '" + a.out + "': " + ec.message());
+  io::AtomicBatch batch;
+  for (const auto& [path, bytes] : files) batch.stage(path, bytes);
+  batch.commit();
+
+  std::cout << r.description << "\n";
+  for (const auto& [path, bytes] : files) std::cout << "  wrote " << path.string() << "\n";
+  return exit_ok;
+}
+
+}  // namespace
+
+void register_ref(CLI::App& app, Action& run) {
+  auto args = std::make_shared<RefArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "ref", "Reference outputs (and, with --dy, gradients) computed in 50-digit arithmetic");
+  sub->add_option("op", args->op, "Op: " + op_list())->required();
+  auto& o = args->opts;
+  o["--x"] = sub->add_option("--x", args->x, "Input x (.npy, float32/float64)")->required();
+  o["--w"] = sub->add_option("--w", args->w, "Weights (.npy) for conv2d / linear");
+  o["--b"] = sub->add_option("--b", args->b, "Bias (.npy) for conv2d / linear (optional)");
+  o["--target"] = sub->add_option("--target", args->target,
+                                  "Target (.npy): float for mse_loss, int64 (N) for cross_entropy");
+  o["--dy"] = sub->add_option("--dy", args->dy,
+                              "Upstream gradient (.npy, y's shape; 0-d for losses): also write "
+                              "dx (dw, db)");
+  o["--out"] =
+      sub->add_option("--out", args->out, "Output directory (created if missing)")->required();
+  o["--out-dtype"] = sub->add_option("--out-dtype", args->out_dtype,
+                                     "float64 (default) or float32, rounded once from f50");
+  o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
+  o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
+  o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
+  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d)");
+  o["--kernel"] = sub->add_option("--kernel", args->kernel, "KH,KW or K (pools)");
+  sub->callback([&run, args] { run = [args] { return run_ref(*args); }; });
+}
+
 }  // namespace tapegrad::cli

@@ -1,0 +1,92 @@
+// compare(): how far a computed tensor is from a reference, element by element, with a
+// readable report. Used by `tapegrad compare` and by anyone checking their kernels in CI.
+//
+// Per element (a = actual, e = expected):
+//   abs error  |a - e|
+//   rel error  |a - e| / |e|.  NOTE: guard for e == 0: the relative error is 0 when a == 0 too,
+//              +inf otherwise (it is undefined there; only atol can accept such an element).
+//   ULP error  the number of representable values of the tested precision (float or double)
+//              between a and e, computed exactly as the distance of their ordered integer
+//              images (+0 and -0 coincide). For float precision both values are first rounded
+//              to float, so a correctly rounded float result has 0 ULP error.
+//   non-finite: a NaN/Inf on either side passes only if the other side is the same (NaN and
+//              NaN, +inf and +inf); anything else is a "NaN/Inf mismatch" and always fails.
+//
+// An element passes if it satisfies every criterion the caller gave:
+//   |a - e| <= atol + rtol * |e|   (when rtol or atol is given; the other one is then 0)
+//   ULP error <= max_ulps          (when max_ulps is given)
+// When none is given, the default is atol = 0, rtol = 8 u (u = 2^-24 for float, 2^-53 for
+// double). Derivation: a result rounded once from the exact value is within u relative; one
+// ULP is between u and 2u relative, so 8 u accepts a result that went through a few (~4)
+// correctly rounded steps, and nothing that is wrong by more. A kernel with long reductions
+// needs a tolerance derived from its computation (e.g. gamma(K) sum|x w| / |y|): pass it.
+//
+// A shape mismatch is std::invalid_argument.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad::gradcheck {
+
+enum class UlpPrecision { float32, float64 };
+
+struct CompareOptions {
+  std::optional<double> rtol;
+  std::optional<double> atol;
+  std::optional<std::uint64_t> max_ulps;
+  // The precision whose ULPs are counted; by default that of the tensors' element type.
+  std::optional<UlpPrecision> precision;
+};
+
+struct CompareReport {
+  Shape shape;
+  UlpPrecision precision = UlpPrecision::float64;
+  // The criteria actually applied (after defaults).
+  double rtol = 0, atol = 0;
+  std::optional<std::uint64_t> max_ulps;
+  bool default_tolerance = false;
+
+  index_t numel = 0;
+  double max_abs_error = 0;         // over pairs where both values are finite
+  double max_rel_error = 0;         // idem; +inf when some e == 0 and a != 0
+  std::uint64_t max_ulp_error = 0;  // idem
+  // The worst element: a NaN/Inf mismatch if any, else the largest ULP error (first in
+  // row-major order among equals). Absent for an empty tensor.
+  std::optional<index_t> worst_index;
+  double worst_actual = 0, worst_expected = 0;
+  std::uint64_t worst_ulps = 0;
+  bool worst_nonfinite_mismatch = false;
+
+  // histogram[0]: 0 ULP; histogram[b] for b >= 1: ULP errors in [2^(b-1), 2^b - 1]
+  // (1, 2-3, 4-7, ...), b up to 64.
+  std::vector<index_t> histogram = std::vector<index_t>(65, 0);
+  index_t nonfinite_mismatches = 0;
+  index_t failing = 0;
+
+  bool passed() const { return failing == 0; }
+  // "0", "1", "2-3", "4-7", ...
+  static std::string bucket_label(std::size_t b);
+  // Multi-line human-readable report, ending in "PASS" or "FAIL".
+  void print(std::ostream& os) const;
+};
+
+// ULP distance between two values of one precision (exact, via ordered integers; +0 == -0).
+// Both arguments must be finite or infinite; NaN is the caller's business.
+std::uint64_t ulp_distance(double a, double b);
+std::uint64_t ulp_distance(float a, float b);
+
+// Default relative tolerance (8 u) of a precision; see the header comment.
+double default_rtol(UlpPrecision p);
+
+CompareReport compare(const Tensor<double>& actual, const Tensor<double>& expected,
+                      const CompareOptions& opts = {});
+CompareReport compare(const Tensor<float>& actual, const Tensor<float>& expected,
+                      const CompareOptions& opts = {});
+
+}  // namespace tapegrad::gradcheck

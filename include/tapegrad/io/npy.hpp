@@ -1,0 +1,90 @@
+// NumPy .npy files: read and write, format versions 1.0 and 2.0, C order, little-endian
+// float32 ('<f4'), float64 ('<f8') and int64 ('<i8'); 0-d arrays (shape ()) included.
+//
+// File layout (numpy/lib/format.py):
+//   "\x93NUMPY" major minor  header_len (uint16 LE in 1.0, uint32 LE in 2.0)
+//   header: a Python dict literal {'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }
+//           padded with spaces and ended by '\n'
+//   data:   numel * itemsize bytes, row-major, nothing after it.
+//
+// Every malformed file is rejected with one line naming the file:
+//   std::invalid_argument  bad magic/version, malformed header, unsupported dtype or order,
+//                          truncated data, trailing bytes
+//   std::length_error      a shape whose element count overflows (checked before allocating)
+//   std::runtime_error     the file cannot be opened
+// Writing goes through io::write_file_atomic: version 1.0 unless the header needs 2.0.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "tapegrad/shape.hpp"
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad::io {
+
+enum class NpyDtype { f4, f8, i8 };
+
+// "float32" / "float64" / "int64" (the NumPy name) and "<f4" / "<f8" / "<i8" (the descr).
+const char* dtype_name(NpyDtype d);
+const char* dtype_descr(NpyDtype d);
+
+struct NpyArray {
+  NpyDtype dtype = NpyDtype::f8;
+  Shape shape;
+  std::variant<std::vector<float>, std::vector<double>, std::vector<std::int64_t>> data;
+  int version = 1;  // format major version read (1 or 2)
+
+  const std::vector<float>& f32() const { return std::get<std::vector<float>>(data); }
+  const std::vector<double>& f64() const { return std::get<std::vector<double>>(data); }
+  const std::vector<std::int64_t>& i64() const { return std::get<std::vector<std::int64_t>>(data); }
+};
+
+// Parses the bytes of a .npy file; `name` (usually the path) prefixes every error message.
+NpyArray parse_npy(std::string_view bytes, std::string_view name);
+// Reads and parses a file.
+NpyArray read_npy(const std::filesystem::path& path);
+
+// Encodes an array as .npy bytes (version 1.0 unless the header is too long for it).
+// `data` must hold shape.numel() elements (std::invalid_argument otherwise).
+std::string encode_npy(const Shape& shape, const std::vector<float>& data);
+std::string encode_npy(const Shape& shape, const std::vector<double>& data);
+std::string encode_npy(const Shape& shape, const std::vector<std::int64_t>& data);
+// Same with an explicit format version (1 or 2), for tests and for callers that need 2.0.
+std::string encode_npy(const NpyArray& a, int version);
+
+// Writes atomically (temporary file + rename).
+void write_npy(const std::filesystem::path& path, const Tensor<float>& t);
+void write_npy(const std::filesystem::path& path, const Tensor<double>& t);
+void write_npy(const std::filesystem::path& path, const Tensor<std::int64_t>& t);
+
+// A float32/float64 array as Tensor<T>, T in {float, double, f50}. Every conversion is exact:
+// float32 -> anything, float64 -> double or f50. A float64 file read as float, an int64 file, or
+// any other dtype is std::invalid_argument naming the file and both dtypes.
+template <class T>
+Tensor<T> to_tensor(const NpyArray& a, std::string_view name);
+template <class T>
+Tensor<T> read_npy_as(const std::filesystem::path& path) {
+  return to_tensor<T>(read_npy(path), path.string());
+}
+
+// An int64 array (labels, targets). Any other dtype is std::invalid_argument.
+Tensor<std::int64_t> to_int64_tensor(const NpyArray& a, std::string_view name);
+Tensor<std::int64_t> read_npy_int64(const std::filesystem::path& path);
+
+// Throws std::domain_error("<name>: element [i,j,..] is nan") at the first NaN/Inf (row-major).
+void check_all_finite(const NpyArray& a, std::string_view name);
+
+// "[1,0,3]": the multi-index of flat element `flat` of `shape` ("[]" for 0-d).
+std::string multi_index_str(const Shape& shape, index_t flat);
+
+// f50 -> float / double rounded ONCE to nearest, ties to even (never through another format:
+// f50 -> double -> float could round twice). Overflow gives +-inf, as IEEE rounding does.
+float round_to_float(const f50& x);
+double round_to_double(const f50& x);
+
+}  // namespace tapegrad::io
