@@ -5,6 +5,7 @@
 
 #include <type_traits>
 
+#include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
 
 namespace tapegrad::kernels {
@@ -12,25 +13,29 @@ namespace tapegrad::kernels {
 template <class T>
 Tensor<T> conv2d_forward(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w,
                          const std::type_identity_t<Tensor<T>>* b) {
-  // fast: float/double -> fast::conv2d_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::conv2d_forward(g, x, w, b);  // float/double: the fast kernel
   return ref::conv2d_forward(g, x, w, b);
 }
 
 template <class T>
 Tensor<T> conv2d_backward_data(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor<T>& w) {
-  // fast: float/double -> fast::conv2d_backward_data
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::conv2d_backward_data(g, dy, w);  // float/double: the fast kernel
   return ref::conv2d_backward_data(g, dy, w);
 }
 
 template <class T>
 Tensor<T> conv2d_backward_weights(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& dy) {
-  // fast: float/double -> fast::conv2d_backward_weights
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::conv2d_backward_weights(g, x, dy);  // float/double: the fast kernel
   return ref::conv2d_backward_weights(g, x, dy);
 }
 
 template <class T>
 Tensor<T> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<T>& dy) {
-  // fast: float/double -> fast::conv2d_backward_bias
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::conv2d_backward_bias(g, dy);  // float/double: the fast kernel
   return ref::conv2d_backward_bias(g, dy);
 }
 

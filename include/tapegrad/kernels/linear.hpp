@@ -5,6 +5,7 @@
 
 #include <type_traits>
 
+#include "tapegrad/kernels/linear_fast.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 
 namespace tapegrad::kernels {
@@ -12,25 +13,29 @@ namespace tapegrad::kernels {
 template <class T>
 Tensor<T> linear_forward(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w,
                          const std::type_identity_t<Tensor<T>>* b) {
-  // fast: float/double -> fast::linear_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::linear_forward(g, x, w, b);  // float/double: the fast kernel
   return ref::linear_forward(g, x, w, b);
 }
 
 template <class T>
 Tensor<T> linear_backward_data(const LinearGeom& g, const Tensor<T>& dy, const Tensor<T>& w) {
-  // fast: float/double -> fast::linear_backward_data
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::linear_backward_data(g, dy, w);  // float/double: the fast kernel
   return ref::linear_backward_data(g, dy, w);
 }
 
 template <class T>
 Tensor<T> linear_backward_weights(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& dy) {
-  // fast: float/double -> fast::linear_backward_weights
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::linear_backward_weights(g, x, dy);  // float/double: the fast kernel
   return ref::linear_backward_weights(g, x, dy);
 }
 
 template <class T>
 Tensor<T> linear_backward_bias(const LinearGeom& g, const Tensor<T>& dy) {
-  // fast: float/double -> fast::linear_backward_bias
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::linear_backward_bias(g, dy);  // float/double: the fast kernel
   return ref::linear_backward_bias(g, dy);
 }
 

@@ -1,0 +1,76 @@
+// Private to the fast kernels: the register-blocked micro-kernels they are built on, chosen at
+// run time for the CPU (AVX-512, AVX2 or generic SSE2), and the few drivers around them.
+//
+// Determinism: every output element's sum is accumulated in an order fixed by the problem shape
+// (the blocking of the reduction dimension is a function of the shape only). Threads only
+// decide WHICH tiles a thread computes, never how a tile's sum is ordered, so results are the
+// same bits for any thread count. The ISA does change the order (vector width), so results
+// may differ between machines, never between runs or thread counts on one machine.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace tapegrad::fast::detail {
+
+using index_t = std::int64_t;
+
+template <class T>
+struct MicroKernels {
+  const char* isa;
+  int mr, nr;    // outer-product tile: mr rows x nr columns of C
+  int dmr, dnr;  // dot-product tile
+  int lanes;     // vector lanes: the dot kernel's kd must be a multiple of it
+  // Full mr x nr tile: c[i*ldc+j] = (acc ? c[i*ldc+j] : 0) + sum_{kk<kd} a[kk*mr+i]*b[kk*ldb+j],
+  // sum in increasing kk (one fused multiply-add chain per element where the ISA has FMA).
+  void (*outer)(index_t kd, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool acc);
+  // Full dmr x dnr tile: c[i*ldc+j] += sum_{kk<kd} arows[i][kk] * brows[j][kk], summed in
+  // `lanes` interleaved partial sums combined by a fixed tree; kd % lanes == 0.
+  void (*dot)(index_t kd, const T* const* arows, const T* const* brows, T* c, index_t ldc);
+};
+
+// The kernels for this CPU (or the ones forced by set_isa).
+const MicroKernels<float>& micro_kernels_f32();
+const MicroKernels<double>& micro_kernels_f64();
+template <class T>
+const MicroKernels<T>& micro_kernels() {
+  if constexpr (sizeof(T) == 4)
+    return micro_kernels_f32();
+  else
+    return micro_kernels_f64();
+}
+
+// A grow-only per-thread buffer (slot distinguishes simultaneous buffers of one thread).
+template <class T>
+T* scratch(int slot, index_t n) {
+  thread_local std::vector<T> buf[4];
+  auto& b = buf[slot];
+  if (static_cast<index_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
+  return b.data();
+}
+
+// Packs the M x Kd matrix a(m, kk) = f(m, kk) into ceil(M/mr) panels of Kd x mr (panel p at
+// out + p*Kd*mr, element (kk, i) at kk*mr + i), zero-padding rows >= M.
+template <class T, class F>
+void pack_a(index_t m_count, index_t kd, int mr, T* out, F f) {
+  for (index_t p0 = 0; p0 < m_count; p0 += mr) {
+    T* panel = out + (p0 / mr) * kd * mr;
+    for (index_t kk = 0; kk < kd; ++kk)
+      for (int i = 0; i < mr; ++i) panel[kk * mr + i] = p0 + i < m_count ? f(p0 + i, kk) : T(0);
+  }
+}
+
+// C[M x N] (ldc) = (acc ? C : 0) + A[M x kd] * B[kd x N] over ONE block of the reduction:
+// A packed by pack_a (panel stride a_panel_stride elements, this block's first row at a),
+// B row-major (ldb). Partial tiles go through a temporary tile, so B and C need no padding.
+template <class T>
+void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
+                 const T* a, index_t a_panel_stride, const T* b, index_t ldb, T* c, index_t ldc,
+                 bool acc);
+
+// C[M x N] (ldc) += A * B^T with A rows a + i*lda and B rows b + j*ldb, kd % lanes == 0.
+template <class T>
+void dot_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
+               const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc);
+
+}  // namespace tapegrad::fast::detail

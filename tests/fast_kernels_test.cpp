@@ -1,0 +1,385 @@
+// Fast kernels against their reference twins, and bitwise determinism across thread counts.
+//
+// Accuracy bound (for every element): a sum of m products computed in precision u, in ANY
+// order and with or without fused multiply-adds, satisfies
+//   |computed - exact| <= gamma(m) * sum |terms|,   gamma(m) = m*u / (1 - m*u)
+// (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5). "exact" is the
+// reference kernel run in 50 digits (its own error, ~1e-49 relative, is far below the bound),
+// and sum |terms| is the same reference kernel run on |x|, |w|, |dy| (in double, relative error
+// at most gamma_double(m) ~ 1e-13, covered by a factor 1.01). m per direction:
+//   forward          C/G*R*S products + 1 bias term
+//   backward-data    K/G*R*S products (gather path: the gathered zeros are exact; col2im path:
+//                    each term passes K/G + R*S - 1 <= K/G*R*S roundings)
+//   backward-wts     N*P*Q products
+//   backward-bias    N*P*Q terms
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tapegrad/kernels/conv2d_fast.hpp"
+#include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/kernels/linear_fast.hpp"
+#include "tapegrad/kernels/linear_ref.hpp"
+#include "tapegrad/kernels/pool_fast.hpp"
+#include "tapegrad/kernels/pool_ref.hpp"
+
+namespace tapegrad {
+namespace {
+
+struct ConvCase {
+  index_t n, c, h, w, k, r, s;
+  Conv2dParams prm;
+  bool bias;
+};
+
+std::vector<ConvCase> small_cases() {
+  // {n,c,h,w,k,r,s, {stride, pad, dilation, groups}, bias}
+  return {
+      {1, 1, 3, 3, 1, 3, 3, {{1, 1}, {0, 0}, {1, 1}, 1}, false},    // tutorial tiny
+      {2, 3, 7, 6, 4, 3, 2, {{1, 1}, {1, 0}, {1, 1}, 1}, true},     // asymmetric kernel and pad
+      {2, 4, 9, 9, 6, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 2}, true},     // stride 2, groups 2
+      {1, 6, 8, 7, 6, 3, 3, {{1, 2}, {2, 1}, {2, 1}, 3}, false},    // dilation, groups 3
+      {3, 2, 11, 10, 5, 5, 4, {{3, 2}, {2, 1}, {1, 2}, 1}, true},   // mixed strides
+      {2, 1, 28, 28, 6, 5, 5, {{1, 1}, {2, 2}, {1, 1}, 1}, true},   // LeNet conv1 (small batch)
+      {1, 16, 6, 6, 32, 1, 1, {{1, 1}, {0, 0}, {1, 1}, 1}, true},   // 1x1
+      {2, 8, 5, 5, 8, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 8}, true},     // depthwise
+      {1, 3, 17, 19, 13, 7, 7, {{2, 2}, {3, 3}, {1, 1}, 1}, true},  // stem-like, ragged tiles
+      {1, 32, 6, 6, 14, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true},   // C*R*S = 288 > one block
+      {1, 14, 6, 6, 32, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, false},  // K*R*S = 288 > one block
+      {1, 2, 40, 40, 3, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true},   // P*Q = 1600: two chunks
+      {2, 4, 12, 12, 4, 2, 2, {{3, 3}, {1, 1}, {2, 2}, 2}, true},   // stride > kernel span
+      {1, 2, 5, 9, 3, 1, 3, {{4, 1}, {0, 4}, {1, 3}, 1}, false},    // padding wider than kernel
+  };
+}
+
+template <class T>
+Tensor<T> random_tensor(const Shape& s, std::mt19937& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Tensor<T> t(s);
+  for (auto& v : t) v = static_cast<T>(u(rng));
+  return t;
+}
+
+template <class T>
+Tensor<double> abs64(const Tensor<T>& t) {
+  return map(t, [](const T& v) { return std::fabs(static_cast<double>(v)); });
+}
+
+double gamma(double m, double u) { return m * u / (1.0 - m * u); }
+
+// Checks |fast - exact| <= gamma(m) * absref elementwise (with 1% slack for absref's rounding).
+template <class T>
+void expect_within(const Tensor<T>& fast, const Tensor<f50>& exact, const Tensor<double>& absref,
+                   double m, const std::string& what) {
+  ASSERT_EQ(fast.shape(), exact.shape()) << what;
+  const double bound = 1.01 * gamma(m, ScalarTraits<T>::unit_roundoff());
+  index_t bad = 0;
+  for (index_t i = 0; i < fast.numel(); ++i) {
+    const double err = static_cast<double>(abs(f50(fast[i]) - exact[i]));
+    if (err > bound * absref[i] && bad++ < 5)
+      ADD_FAILURE() << what << " element " << i << ": fast " << fast[i] << ", exact "
+                    << static_cast<double>(exact[i]) << ", error " << err << " > bound "
+                    << bound * absref[i];
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+template <class T>
+void check_against_reference(const ConvCase& cc) {
+  const Shape bs{cc.k};
+  const Conv2dGeom g = make_conv2d_geom(Shape{cc.n, cc.c, cc.h, cc.w},
+                                        Shape{cc.k, cc.c / cc.prm.groups, cc.r, cc.s},
+                                        cc.bias ? &bs : nullptr, cc.prm);
+  std::mt19937 rng(static_cast<unsigned>(g.x_shape().numel() * 31 + g.k));
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const Tensor<T>* bp = cc.bias ? &b : nullptr;
+  const auto x50 = x.template cast<f50>(), w50 = w.template cast<f50>(),
+             b50 = b.template cast<f50>(), dy50 = dy.template cast<f50>();
+  const auto xa = abs64(x), wa = abs64(w), ba = abs64(b), dya = abs64(dy);
+  const std::string what = std::string(ScalarTraits<T>::name) + " " + g.str();
+  const double pq_terms = double(g.n * g.p * g.q);
+
+  expect_within(fast::conv2d_forward(g, x, w, bp),
+                ref::conv2d_forward<f50>(g, x50, w50, cc.bias ? &b50 : nullptr),
+                ref::conv2d_forward<double>(g, xa, wa, cc.bias ? &ba : nullptr),
+                double(g.c_per_group() * g.r * g.s + 1), "forward " + what);
+  expect_within(fast::conv2d_backward_data(g, dy, w), ref::conv2d_backward_data<f50>(g, dy50, w50),
+                ref::conv2d_backward_data<double>(g, dya, wa),
+                double(g.k_per_group() * g.r * g.s), "backward_data " + what);
+  expect_within(fast::conv2d_backward_weights(g, x, dy),
+                ref::conv2d_backward_weights<f50>(g, x50, dy50),
+                ref::conv2d_backward_weights<double>(g, xa, dya), pq_terms,
+                "backward_weights " + what);
+  expect_within(fast::conv2d_backward_bias(g, dy), ref::conv2d_backward_bias<f50>(g, dy50),
+                ref::conv2d_backward_bias<double>(g, dya), pq_terms, "backward_bias " + what);
+}
+
+// The instruction sets this CPU can run; "best" first.
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const char* name : {"avx512", "avx2", "generic"}) {
+    try {
+      fast::set_isa(name);
+      out.emplace_back(name);
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  fast::set_isa("best");
+  return out;
+}
+
+TEST(FastConv2d, FloatAgreesWithFiftyDigitReferenceWithinDerivedBound) {
+  for (const auto& cc : small_cases()) check_against_reference<float>(cc);
+}
+
+TEST(FastConv2d, DoubleAgreesWithFiftyDigitReferenceWithinDerivedBound) {
+  for (const auto& cc : small_cases()) check_against_reference<double>(cc);
+}
+
+TEST(FastConv2d, EveryOtherInstructionSetAgreesWithReferenceWithinDerivedBound) {
+  const auto isas = available_isas();
+  for (std::size_t i = 1; i < isas.size(); ++i) {  // isas[0], the best, is tested above
+    const std::string& isa = isas[i];
+    SCOPED_TRACE(isa);
+    fast::set_isa(isa);
+    for (const auto& cc : small_cases()) {
+      check_against_reference<float>(cc);
+      check_against_reference<double>(cc);
+    }
+  }
+  fast::set_isa("best");
+}
+
+template <class T>
+bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.numel())) == 0;
+}
+
+template <class T>
+void check_thread_determinism(const ConvCase& cc) {
+  const Shape bs{cc.k};
+  const Conv2dGeom g = make_conv2d_geom(Shape{cc.n, cc.c, cc.h, cc.w},
+                                        Shape{cc.k, cc.c / cc.prm.groups, cc.r, cc.s},
+                                        cc.bias ? &bs : nullptr, cc.prm);
+  std::mt19937 rng(7);
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const Tensor<T>* bp = cc.bias ? &b : nullptr;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto y1 = fast::conv2d_forward(g, x, w, bp);
+  const auto dx1 = fast::conv2d_backward_data(g, dy, w);
+  const auto dw1 = fast::conv2d_backward_weights(g, x, dy);
+  const auto db1 = fast::conv2d_backward_bias(g, dy);
+  for (int threads : {2, 3, 4}) {
+    omp_set_num_threads(threads);
+    const std::string what = std::to_string(threads) + " threads, " + g.str();
+    EXPECT_TRUE(same_bits(y1, fast::conv2d_forward(g, x, w, bp))) << "forward " << what;
+    EXPECT_TRUE(same_bits(dx1, fast::conv2d_backward_data(g, dy, w))) << "backward_data " << what;
+    EXPECT_TRUE(same_bits(dw1, fast::conv2d_backward_weights(g, x, dy)))
+        << "backward_weights " << what;
+    EXPECT_TRUE(same_bits(db1, fast::conv2d_backward_bias(g, dy))) << "backward_bias " << what;
+  }
+  omp_set_num_threads(saved);
+}
+
+std::vector<ConvCase> determinism_cases() {
+  auto cases = small_cases();
+  // Shapes with many tasks per direction (several pixel blocks, k blocks, (c,r,s) blocks and
+  // reduction chunks) and over 1e6 flops, so that threads really split the work (smaller
+  // calls run on one thread).
+  cases.push_back({3, 16, 40, 36, 24, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true});
+  cases.push_back({2, 12, 23, 29, 80, 3, 5, {{2, 1}, {1, 2}, {1, 1}, 2}, true});
+  cases.push_back({2, 96, 9, 9, 70, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, false});
+  return cases;
+}
+
+TEST(FastConv2d, FloatResultsAreBitwiseIdenticalForOneToFourThreads) {
+  for (const auto& cc : determinism_cases()) check_thread_determinism<float>(cc);
+}
+
+TEST(FastConv2d, DoubleResultsAreBitwiseIdenticalForOneToFourThreads) {
+  for (const auto& cc : determinism_cases()) check_thread_determinism<double>(cc);
+}
+
+TEST(FastConv2d, IntoVariantsReshapeTheBufferAndReuseItToTheSameBits) {
+  const Shape bs{6};
+  const Conv2dGeom g = make_conv2d_geom(Shape{2, 3, 9, 8}, Shape{6, 3, 3, 3}, &bs, Conv2dParams{});
+  std::mt19937 rng(3);
+  const auto x = random_tensor<float>(g.x_shape(), rng);
+  const auto w = random_tensor<float>(g.w_shape(), rng);
+  const auto b = random_tensor<float>(g.b_shape(), rng);
+  const auto dy = random_tensor<float>(g.y_shape(), rng);
+  Tensor<float> y(Shape{5}, 123.0f), dx, dw(Shape{1, 1}), db;
+  for (int round = 0; round < 2; ++round) {  // the second round reuses dirty buffers
+    fast::conv2d_forward_into(g, x, w, &b, y);
+    fast::conv2d_backward_data_into(g, dy, w, dx);
+    fast::conv2d_backward_weights_into(g, x, dy, dw);
+    fast::conv2d_backward_bias_into(g, dy, db);
+    EXPECT_TRUE(same_bits(y, fast::conv2d_forward(g, x, w, &b)));
+    EXPECT_TRUE(same_bits(dx, fast::conv2d_backward_data(g, dy, w)));
+    EXPECT_TRUE(same_bits(dw, fast::conv2d_backward_weights(g, x, dy)));
+    EXPECT_TRUE(same_bits(db, fast::conv2d_backward_bias(g, dy)));
+  }
+}
+
+TEST(FastConv2d, SetIsaRejectsAnUnknownName) {
+  EXPECT_THROW(fast::set_isa("neon"), std::invalid_argument);
+}
+
+
+// ---------------------------------------------------------------- linear
+// m per direction: forward in + 1 (bias), backward-data out, backward-weights N, bias N.
+struct LinearCase {
+  index_t n, in, out;
+  bool bias;
+};
+
+template <class T>
+void check_linear_against_reference(const LinearCase& lc) {
+  const Shape bs{lc.out};
+  const LinearGeom g =
+      make_linear_geom(Shape{lc.n, lc.in}, Shape{lc.out, lc.in}, lc.bias ? &bs : nullptr);
+  std::mt19937 rng(static_cast<unsigned>(lc.n * 1000 + lc.in * 10 + lc.out));
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const auto x50 = x.template cast<f50>(), w50 = w.template cast<f50>(),
+             b50 = b.template cast<f50>(), dy50 = dy.template cast<f50>();
+  const auto xa = abs64(x), wa = abs64(w), ba = abs64(b), dya = abs64(dy);
+  const std::string what = std::string(ScalarTraits<T>::name) + " " + g.str();
+  expect_within(fast::linear_forward(g, x, w, lc.bias ? &b : nullptr),
+                ref::linear_forward<f50>(g, x50, w50, lc.bias ? &b50 : nullptr),
+                ref::linear_forward<double>(g, xa, wa, lc.bias ? &ba : nullptr),
+                double(g.in + 1), "linear forward " + what);
+  expect_within(fast::linear_backward_data(g, dy, w), ref::linear_backward_data<f50>(g, dy50, w50),
+                ref::linear_backward_data<double>(g, dya, wa), double(g.out),
+                "linear backward_data " + what);
+  expect_within(fast::linear_backward_weights(g, x, dy),
+                ref::linear_backward_weights<f50>(g, x50, dy50),
+                ref::linear_backward_weights<double>(g, xa, dya), double(g.n),
+                "linear backward_weights " + what);
+  // Same order as the reference (increasing n): the same bits.
+  EXPECT_TRUE(same_bits(fast::linear_backward_bias(g, dy), ref::linear_backward_bias<T>(g, dy)))
+      << what;
+}
+
+std::vector<LinearCase> linear_cases() {
+  return {{1, 1, 1, true},    {3, 5, 2, false},   {7, 33, 13, true},  {64, 784, 10, true},
+          {17, 300, 50, true}, {5, 20, 600, false}, {300, 9, 7, true}};
+}
+
+TEST(FastLinear, AgreesWithFiftyDigitReferenceWithinDerivedBound) {
+  for (const auto& lc : linear_cases()) {
+    check_linear_against_reference<float>(lc);
+    check_linear_against_reference<double>(lc);
+  }
+}
+
+template <class T>
+void check_linear_determinism(const LinearCase& lc) {
+  const Shape bs{lc.out};
+  const LinearGeom g =
+      make_linear_geom(Shape{lc.n, lc.in}, Shape{lc.out, lc.in}, lc.bias ? &bs : nullptr);
+  std::mt19937 rng(11);
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const Tensor<T>* bp = lc.bias ? &b : nullptr;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto y1 = fast::linear_forward(g, x, w, bp);
+  const auto dx1 = fast::linear_backward_data(g, dy, w);
+  const auto dw1 = fast::linear_backward_weights(g, x, dy);
+  const auto db1 = fast::linear_backward_bias(g, dy);
+  for (int threads : {2, 3, 4}) {
+    omp_set_num_threads(threads);
+    const std::string what = std::to_string(threads) + " threads, " + g.str();
+    EXPECT_TRUE(same_bits(y1, fast::linear_forward(g, x, w, bp))) << "forward " << what;
+    EXPECT_TRUE(same_bits(dx1, fast::linear_backward_data(g, dy, w))) << "backward_data " << what;
+    EXPECT_TRUE(same_bits(dw1, fast::linear_backward_weights(g, x, dy)))
+        << "backward_weights " << what;
+    EXPECT_TRUE(same_bits(db1, fast::linear_backward_bias(g, dy))) << "backward_bias " << what;
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(FastLinear, ResultsAreBitwiseIdenticalForOneToFourThreads) {
+  for (const auto& lc : linear_cases()) {
+    check_linear_determinism<float>(lc);
+    check_linear_determinism<double>(lc);
+  }
+  // Large enough to run in parallel (the kernels run small calls on one thread): many tiles,
+  // several 256-blocks of the reduction, and a bias reduction over 200000 elements.
+  check_linear_determinism<float>({200, 700, 300, true});
+  check_linear_determinism<double>({2000, 50, 100, true});
+}
+
+// ---------------------------------------------------------------- pooling
+// Pooling does the reference's arithmetic in the reference's order, so fast == ref bitwise.
+std::vector<Pool2dParams> pool_cases() {
+  // {kernel, stride, pad}
+  return {{{2, 2}, {2, 2}, {0, 0}}, {{3, 3}, {2, 2}, {1, 1}}, {{3, 2}, {1, 2}, {1, 1}},
+          {{2, 3}, {3, 1}, {1, 0}}, {{1, 1}, {1, 1}, {0, 0}}, {{4, 4}, {3, 3}, {2, 2}}};
+}
+
+template <class T>
+void check_pool(const Pool2dParams& prm, const Shape& xs, bool with_ties) {
+  const Pool2dGeom g = make_pool2d_geom(xs, prm, "max_pool2d");
+  std::mt19937 rng(5);
+  auto x = random_tensor<T>(g.x_shape(), rng);
+  if (with_ties)  // few distinct values: many ties exercise the first-maximum convention
+    for (auto& v : x) v = static_cast<T>(std::round(v * 2));
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const std::string what = std::string(ScalarTraits<T>::name) + " " + g.str();
+  EXPECT_TRUE(same_bits(fast::max_pool2d_forward(g, x), ref::max_pool2d_forward(g, x))) << what;
+  EXPECT_TRUE(same_bits(fast::max_pool2d_backward(g, x, dy), ref::max_pool2d_backward(g, x, dy)))
+      << what;
+  EXPECT_TRUE(same_bits(fast::avg_pool2d_forward(g, x), ref::avg_pool2d_forward(g, x))) << what;
+  EXPECT_TRUE(same_bits(fast::avg_pool2d_backward(g, dy), ref::avg_pool2d_backward(g, dy)))
+      << what;
+}
+
+TEST(FastPool2d, EqualsReferenceBitwiseIncludingTies) {
+  for (const auto& prm : pool_cases())
+    for (bool ties : {false, true}) {
+      check_pool<float>(prm, Shape{2, 3, 9, 8}, ties);
+      check_pool<double>(prm, Shape{1, 2, 7, 11}, ties);
+    }
+}
+
+TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {
+  // Large enough (> 1e6 window elements) that the kernels run it in parallel.
+  const Pool2dGeom g = make_pool2d_geom(Shape{8, 16, 64, 62}, {{3, 3}, {2, 2}, {1, 1}}, "pool");
+  std::mt19937 rng(9);
+  const auto x = random_tensor<float>(g.x_shape(), rng);
+  const auto dy = random_tensor<float>(g.y_shape(), rng);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto y1 = fast::max_pool2d_forward(g, x), dx1 = fast::max_pool2d_backward(g, x, dy);
+  const auto a1 = fast::avg_pool2d_forward(g, x), da1 = fast::avg_pool2d_backward(g, dy);
+  for (int threads : {2, 3, 4}) {
+    omp_set_num_threads(threads);
+    EXPECT_TRUE(same_bits(y1, fast::max_pool2d_forward(g, x))) << threads;
+    EXPECT_TRUE(same_bits(dx1, fast::max_pool2d_backward(g, x, dy))) << threads;
+    EXPECT_TRUE(same_bits(a1, fast::avg_pool2d_forward(g, x))) << threads;
+    EXPECT_TRUE(same_bits(da1, fast::avg_pool2d_backward(g, dy))) << threads;
+  }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace tapegrad
