@@ -1,6 +1,6 @@
 // conv2d dispatch: the one place the op tape and the layers call. Same names and signatures
-// as ref:: (kernels/conv2d_ref.hpp). Every T forwards to the reference today; float and double
-// will go to fast:: (kernels/conv2d_fast.hpp) at the marked lines once those kernels exist.
+// as ref:: (kernels/conv2d_ref.hpp). float and double go to the fast kernels
+// (fast::, kernels/conv2d_fast.hpp); every other T (f50, Var<U>) to the reference.
 #pragma once
 
 #include <type_traits>

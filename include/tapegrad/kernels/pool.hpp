@@ -1,6 +1,6 @@
 // Pooling dispatch: the one place the op tape and the layers call. Same names and signatures
-// as ref:: (kernels/pool_ref.hpp). Every T forwards to the reference today; float and double
-// will go to fast:: (kernels/pool_fast.hpp) at the marked lines once those kernels exist.
+// as ref:: (kernels/pool_ref.hpp). float and double go to the fast kernels
+// (fast::, kernels/pool_fast.hpp); every other T (f50, Var<U>) to the reference.
 #pragma once
 
 #include <type_traits>
