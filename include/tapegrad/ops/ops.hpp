@@ -1,0 +1,228 @@
+// Ops on the op tape: each op validates at entry (geometry makers, check_*), computes its
+// forward through the dispatch kernels, and records its VJP directly below, one guarded line
+// per input. VJP kernels return fresh tensors; only Grads<T>::add accumulates.
+//
+//   conv2d linear relu sigmoid tanh softmax log_softmax max_pool2d avg_pool2d flatten
+//   mse_loss cross_entropy add mul sum
+//
+// Names are PyTorch's; every input is a TapeTensor on the same tape (bias: std::optional).
+#pragma once
+
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/errors.hpp"
+#include "tapegrad/kernels/activation.hpp"
+#include "tapegrad/kernels/conv2d.hpp"
+#include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/kernels/linear.hpp"
+#include "tapegrad/kernels/loss.hpp"
+#include "tapegrad/kernels/pool.hpp"
+#include "tapegrad/tape/tape.hpp"
+
+namespace tapegrad::ops {
+
+template <class T>
+using Opt = std::optional<TapeTensor<T>>;
+
+namespace detail {
+template <class T>
+void check_same_tape(const char* op, const TapeTensor<T>& a, const TapeTensor<T>& b) {
+  check_arg(&a.tape() == &b.tape(), op, "inputs are recorded on different tapes");
+}
+}  // namespace detail
+
+// y = conv2d(x, w, b);  dx = conv2d_backward_data(dy, w);  dw = conv2d_backward_weights(x, dy);
+// db = conv2d_backward_bias(dy)
+template <class T>
+TapeTensor<T> conv2d(const TapeTensor<T>& x, const TapeTensor<T>& w,
+                     const std::type_identity_t<Opt<T>>& b,
+                     const Conv2dParams& prm = {}) {
+  detail::check_same_tape("conv2d", x, w);
+  if (b) detail::check_same_tape("conv2d", x, *b);
+  const Conv2dGeom geom =
+      make_conv2d_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, prm, "conv2d");
+  Tensor<T> y =
+      kernels::conv2d_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
+  return x.tape().record("conv2d", std::move(y), {x, w, b},
+      [geom, x, w, b](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::conv2d_backward_data(geom, dy, w.value()));
+        if (w.requires_grad()) grads.add(w, kernels::conv2d_backward_weights(geom, x.value(), dy));
+        if (b && b->requires_grad()) grads.add(*b, kernels::conv2d_backward_bias(geom, dy));
+      });
+}
+
+// y = x w^T + b;  dx = dy w;  dw = dy^T x;  db = sum_n dy
+template <class T>
+TapeTensor<T> linear(const TapeTensor<T>& x, const TapeTensor<T>& w,
+                     const std::type_identity_t<Opt<T>>& b) {
+  detail::check_same_tape("linear", x, w);
+  if (b) detail::check_same_tape("linear", x, *b);
+  const LinearGeom geom =
+      make_linear_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, "linear");
+  Tensor<T> y =
+      kernels::linear_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
+  return x.tape().record("linear", std::move(y), {x, w, b},
+      [geom, x, w, b](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::linear_backward_data(geom, dy, w.value()));
+        if (w.requires_grad()) grads.add(w, kernels::linear_backward_weights(geom, x.value(), dy));
+        if (b && b->requires_grad()) grads.add(*b, kernels::linear_backward_bias(geom, dy));
+      });
+}
+
+// y = max(x, 0);  dx = dy * [x > 0]   NOTE: relu'(0) = 0
+template <class T>
+TapeTensor<T> relu(const TapeTensor<T>& x) {
+  return x.tape().record("relu", kernels::relu_forward(x.value()), {x},
+      [x](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::relu_backward(x.value(), dy));
+      });
+}
+
+// y = sigmoid(x);  dx = dy * y * (1 - y)  (from the output y)
+template <class T>
+TapeTensor<T> sigmoid(const TapeTensor<T>& x) {
+  return x.tape().record("sigmoid", kernels::sigmoid_forward(x.value()), {x},
+      [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::sigmoid_backward(y, dy));
+      });
+}
+
+// y = tanh(x);  dx = dy * (1 - y^2)  (from the output y)
+template <class T>
+TapeTensor<T> tanh(const TapeTensor<T>& x) {
+  return x.tape().record("tanh", kernels::tanh_forward(x.value()), {x},
+      [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::tanh_backward(y, dy));
+      });
+}
+
+// y = softmax(x) over dim 1;  dx = y * (dy - sum_c dy * y)
+template <class T>
+TapeTensor<T> softmax(const TapeTensor<T>& x) {
+  check_softmax(x.shape(), "softmax");
+  return x.tape().record("softmax", kernels::softmax_forward(x.value()), {x},
+      [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::softmax_backward(y, dy));
+      });
+}
+
+// y = log_softmax(x) over dim 1;  dx = dy - exp(y) * sum_c dy
+template <class T>
+TapeTensor<T> log_softmax(const TapeTensor<T>& x) {
+  check_softmax(x.shape(), "log_softmax");
+  return x.tape().record("log_softmax", kernels::log_softmax_forward(x.value()), {x},
+      [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::log_softmax_backward(y, dy));
+      });
+}
+
+// y = max over each window;  dx routes dy to the first maximum (padding never wins)
+template <class T>
+TapeTensor<T> max_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
+  const Pool2dGeom geom = make_pool2d_geom(x.shape(), prm, "max_pool2d");
+  return x.tape().record("max_pool2d", kernels::max_pool2d_forward(geom, x.value()), {x},
+      [geom, x](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::max_pool2d_backward(geom, x.value(), dy));
+      });
+}
+
+// y = window sum / (kh*kw);  dx spreads dy / (kh*kw) over each window
+template <class T>
+TapeTensor<T> avg_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
+  const Pool2dGeom geom = make_pool2d_geom(x.shape(), prm, "avg_pool2d");
+  return x.tape().record("avg_pool2d", kernels::avg_pool2d_forward(geom, x.value()), {x},
+      [geom, x](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::avg_pool2d_backward(geom, dy));
+      });
+}
+
+// y = x viewed as (N, prod rest);  dx = dy viewed as x's shape
+template <class T>
+TapeTensor<T> flatten(const TapeTensor<T>& x) {
+  check_flatten(x.shape(), "flatten");
+  return x.tape().record("flatten", kernels::flatten_forward(x.value()), {x},
+      [x](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, kernels::flatten_backward(x.shape(), dy));
+      });
+}
+
+// loss = mean((x - t)^2);  dx = dloss * 2 (x - t) / numel;  dt = -dx
+template <class T>
+TapeTensor<T> mse_loss(const TapeTensor<T>& x, const TapeTensor<T>& target) {
+  detail::check_same_tape("mse_loss", x, target);
+  check_mse_loss(x.shape(), target.shape());
+  return x.tape().record("mse_loss", kernels::mse_loss_forward(x.value(), target.value()),
+      {x, target},
+      [x, target](const Tensor<T>& dloss, Grads<T>& grads) {
+        if (x.requires_grad())
+          grads.add(x, kernels::mse_loss_backward(x.value(), target.value(), dloss[0]));
+        if (target.requires_grad())  // mse is symmetric in (x, t) up to the sign
+          grads.add(target, kernels::mse_loss_backward(target.value(), x.value(), dloss[0]));
+      });
+}
+
+// loss = mean_n (-log softmax(logits)[n, t_n]);  dlogits = dloss * (softmax - onehot) / N
+template <class T>
+TapeTensor<T> cross_entropy(const TapeTensor<T>& logits, std::vector<index_t> targets) {
+  check_cross_entropy(logits.shape(), targets);
+  Tensor<T> loss = kernels::cross_entropy_forward(logits.value(), targets);
+  return logits.tape().record("cross_entropy", std::move(loss), {logits},
+      [logits, targets = std::move(targets)](const Tensor<T>& dloss, Grads<T>& grads) {
+        if (logits.requires_grad())
+          grads.add(logits, kernels::cross_entropy_backward(logits.value(), targets, dloss[0]));
+      });
+}
+
+// Element-wise ops for graphs that branch and merge (residual connections, a weight used
+// twice). Plain loops: there is no kernel to dispatch to.
+namespace detail {
+template <class T, class F>
+Tensor<T> zip(const Tensor<T>& a, const Tensor<T>& b, F f) {
+  Tensor<T> y(a.shape());
+  for (index_t i = 0; i < a.numel(); ++i) y[i] = f(a[i], b[i]);
+  return y;
+}
+}  // namespace detail
+
+// y = a + b (same shapes);  da = dy;  db = dy
+template <class T>
+TapeTensor<T> add(const TapeTensor<T>& a, const TapeTensor<T>& b) {
+  detail::check_same_tape("add", a, b);
+  check_shape("add", "b", b.shape(), a.shape());
+  Tensor<T> y = detail::zip(a.value(), b.value(), [](const T& u, const T& v) { return u + v; });
+  return a.tape().record("add", std::move(y), {a, b},
+      [a, b](const Tensor<T>& dy, Grads<T>& grads) {
+        if (a.requires_grad()) grads.add(a, Tensor<T>(dy));
+        if (b.requires_grad()) grads.add(b, Tensor<T>(dy));
+      });
+}
+
+// y = a * b element-wise (same shapes);  da = dy * b;  db = dy * a
+template <class T>
+TapeTensor<T> mul(const TapeTensor<T>& a, const TapeTensor<T>& b) {
+  detail::check_same_tape("mul", a, b);
+  check_shape("mul", "b", b.shape(), a.shape());
+  Tensor<T> y = detail::zip(a.value(), b.value(), [](const T& u, const T& v) { return u * v; });
+  return a.tape().record("mul", std::move(y), {a, b},
+      [a, b](const Tensor<T>& dy, Grads<T>& grads) {
+        auto times = [](const T& u, const T& v) { return u * v; };
+        if (a.requires_grad()) grads.add(a, detail::zip(dy, b.value(), times));
+        if (b.requires_grad()) grads.add(b, detail::zip(dy, a.value(), times));
+      });
+}
+
+// y = sum of all elements (0-d);  dx = dy broadcast
+template <class T>
+TapeTensor<T> sum(const TapeTensor<T>& x) {
+  T acc(0);
+  for (const T& v : x.value()) acc += v;
+  return x.tape().record("sum", Tensor<T>::scalar(acc), {x},
+      [x](const Tensor<T>& dy, Grads<T>& grads) {
+        if (x.requires_grad()) grads.add(x, Tensor<T>(x.shape(), dy[0]));
+      });
+}
+
+}  // namespace tapegrad::ops
