@@ -1,0 +1,178 @@
+// The raw-buffer oracle: check a kernel that was not written against tapegrad's types.
+//
+// You hand over a callback that fills an output buffer from input buffers (plain pointers);
+// the oracle generates the inputs (seeded), runs the callback, computes the exact result in
+// 50-digit arithmetic with the reference kernels, and judges every element:
+//
+//   using namespace tapegrad;
+//   oracle::Conv2dProblem prob{.x = {2, 3, 9, 9}, .w = {4, 3, 3, 3},
+//                              .params = {.pad = {2, 2}, .dilation = {2, 2}}};
+//   oracle::OracleReport r = oracle::check_conv2d_backward_data(
+//       prob, [](const float* dy, const float* w, float* dx) { my_conv_bwd_data(dy, w, dx); });
+//   r.print(std::cout);            // ends in PASS or FAIL
+//   if (!r.passed()) return 1;
+//
+// Shapes are always the logical PyTorch ones -- x (N,C,H,W), w (K,C/groups,R,S), b (K),
+// y (N,K,P,Q) -- whatever the layout; Layout only says how the buffers are laid out in memory:
+//   Layout::nchw   x, y, dx, dy as (N,C,H,W);  w, dw as (K,C/groups,R,S)   (PyTorch default)
+//   Layout::nhwc   x, y, dx, dy as (N,H,W,C);  w, dw as (K,R,S,C/groups)   (PyTorch
+//                  channels_last, cuDNN / oneDNN NHWC)
+// Every buffer is dense and row-major in its layout. The reference runs in NCHW; NHWC inputs
+// are transposed in and the expected output transposed out, so the report's indices are in
+// YOUR layout (the report names the letters: "dx NHWC [n,h,w,c]").
+//
+// Guards (why a buggy kernel cannot slip through):
+//  - Forward outputs are pre-filled with NaN: an element the callback never writes stays NaN
+//    and is reported as "element [..] was never written".
+//  - Gradient outputs are checked as the caller declares them (OracleOptions::grad_mode):
+//      GradMode::overwrite   dx = gradient. Run twice: once on a NaN-filled buffer (unwritten
+//                            elements stay NaN: judged and reported), once on a buffer
+//                            pre-filled with a known seeded value P in [1,2) to tell an
+//                            unwritten element (still P) from one the kernel accumulated into
+//                            (P + gradient).
+//      GradMode::accumulate  dx = P + gradient, P the known prefill; an element still equal to
+//                            P is "never written", one equal to the bare gradient "overwrote".
+//  - Inputs must not be modified: each input buffer is compared bitwise after every call.
+//
+// Tolerance (default, derived -- DESIGN.md / gradcheck/tolerance.hpp): every output element is
+// a sum of K products (forward: K = C/groups*R*S, +1 with a bias; backward-data: K = K/groups*
+// R*S; backward-weights: K = N*P*Q; backward-bias: K = N*P*Q; +1 more in accumulate mode for
+// the final "+= "), so in precision T, in ANY summation order, with or without FMA:
+//     |actual - exact| <= gamma_T(K) * S,   gamma_T(K) = K u / (1 - K u),
+//     S = sum |terms| (+ |P| in accumulate mode), computed in 50 digits per element
+// (Higham eq. 3.5). The error is measured against the exact 50-digit value, so nothing is
+// added for rounding the reference. A kernel that computes in higher precision than T stays
+// inside the bound. Pass OracleOptions::tolerance to judge with compare()'s rtol/atol/max_ulps
+// instead.
+//
+// Inputs: uniform in [-1, 1), rounded to T (so exact in 50 digits), from a portable generator
+// (splitmix64), identical for a given seed on every platform and library.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tapegrad/gradcheck/compare.hpp"
+#include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/shape.hpp"
+
+namespace tapegrad::oracle {
+
+enum class Layout { nchw, nhwc };
+enum class GradMode { overwrite, accumulate };
+
+const char* layout_name(Layout l);   // "NCHW" / "NHWC"
+const char* grad_mode_name(GradMode m);  // "overwrite" / "accumulate"
+
+struct Conv2dProblem {
+  Shape x;                    // logical (N,C,H,W)
+  Shape w;                    // logical (K,C/groups,R,S)
+  Conv2dParams params;        // stride, pad, dilation, groups
+  Layout layout = Layout::nchw;
+  bool bias = false;          // forward only: pass a bias buffer (nullptr otherwise)
+};
+
+struct OracleOptions {
+  std::uint64_t seed = 1;
+  GradMode grad_mode = GradMode::overwrite;  // backward checks only
+  // Judge with compare()'s criteria instead of the derived per-element bound.
+  std::optional<gradcheck::CompareOptions> tolerance;
+};
+
+// The judgment of one output tensor. It IS a CompareReport (ULP histogram, max abs / rel / ULP
+// errors, `failing`, computed by gradcheck::compare against the reference rounded once to the
+// kernel's precision), with the oracle's additions. With the derived tolerance, `failing`
+// counts the elements outside gamma_T(K) * S (rtol/atol read 0); with a caller tolerance it is
+// compare()'s count. passed() also requires the inputs to be left unmodified.
+struct OracleReport : gradcheck::CompareReport {
+  std::string op;            // "conv2d_backward_data"
+  std::string problem;       // the geometry string
+  std::string output;        // "dx"
+  std::string letters;       // the output's layout letters, e.g. "NCHW", "KRSC"
+  std::string dtype;         // "float32" / "float64"
+  Layout layout = Layout::nchw;
+  GradMode grad_mode = GradMode::overwrite;
+  bool is_gradient = false;  // grad_mode applies
+  std::uint64_t seed = 0;
+
+  bool derived_tolerance = true;
+  index_t reduction_length = 0;  // K of gamma_T(K) (accumulate's extra term included)
+  // Per element, error / allowed (allowed = gamma_T(K) * S, or atol + rtol |e| for a caller
+  // tolerance); +inf for a non-finite error. The worst is the largest ratio, first in
+  // row-major order among equals. Indices are flat, row-major in the user's layout.
+  double max_ratio = 0;
+  std::optional<index_t> worst_ratio_index;
+  double worst_ratio_actual = 0, worst_ratio_expected = 0, worst_ratio_allowed = 0;
+
+  std::vector<index_t> unwritten;        // never written (flat indices, all of them)
+  std::vector<index_t> accumulated;      // overwrite declared: came out as prefill + gradient
+  std::vector<index_t> overwritten;      // accumulate declared: came out as the bare gradient
+  std::vector<std::string> modified_inputs;  // names of input buffers the callback changed
+
+  bool passed() const { return failing == 0 && modified_inputs.empty(); }
+  // Multi-index of a flat index in the output's layout, "[0,1,4,4]".
+  std::string index_str(index_t flat) const;
+  // The full report: problem, tolerance, worst element, guards' findings, ULP histogram,
+  // ending in "PASS" or "FAIL".
+  void print(std::ostream& os) const;
+};
+
+template <class T>
+using Conv2dForwardFn = std::function<void(const T* x, const T* w, const T* b, T* y)>;
+template <class T>
+using Conv2dBackwardDataFn = std::function<void(const T* dy, const T* w, T* dx)>;
+template <class T>
+using Conv2dBackwardWeightsFn = std::function<void(const T* x, const T* dy, T* dw)>;
+template <class T>
+using Conv2dBackwardBiasFn = std::function<void(const T* dy, T* db)>;
+
+// T = float or double (explicitly instantiated in src/oracle/raw.cpp). Invalid problems throw
+// std::invalid_argument from make_conv2d_geom ("check_conv2d_forward: w in-channels is ...").
+// Write check_conv2d_forward<float>(prob, f), or let the overloads below pick T from f.
+template <class T>
+OracleReport check_conv2d_forward(const Conv2dProblem& prob,
+                                  const std::type_identity_t<Conv2dForwardFn<T>>& f,
+                                  const OracleOptions& opt = {});
+template <class T>
+OracleReport check_conv2d_backward_data(const Conv2dProblem& prob,
+                                        const std::type_identity_t<Conv2dBackwardDataFn<T>>& f,
+                                        const OracleOptions& opt = {});
+template <class T>
+OracleReport check_conv2d_backward_weights(
+    const Conv2dProblem& prob, const std::type_identity_t<Conv2dBackwardWeightsFn<T>>& f,
+    const OracleOptions& opt = {});
+template <class T>
+OracleReport check_conv2d_backward_bias(const Conv2dProblem& prob,
+                                        const std::type_identity_t<Conv2dBackwardBiasFn<T>>& f,
+                                        const OracleOptions& opt = {});
+
+// Overloads choosing T from the callback's parameter types (a lambda taking const float*
+// picks float). A generic lambda is ambiguous: name T explicitly then.
+#define TAPEGRAD_ORACLE_OVERLOADS(name, Fn)                                                 \
+  inline OracleReport name(const Conv2dProblem& prob, const Fn<float>& f,                 \
+                           const OracleOptions& opt = {}) {                               \
+    return name<float>(prob, f, opt);                                                     \
+  }                                                                                       \
+  inline OracleReport name(const Conv2dProblem& prob, const Fn<double>& f,                \
+                           const OracleOptions& opt = {}) {                               \
+    return name<double>(prob, f, opt);                                                    \
+  }
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_forward, Conv2dForwardFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_data, Conv2dBackwardDataFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_weights, Conv2dBackwardWeightsFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dBackwardBiasFn)
+#undef TAPEGRAD_ORACLE_OVERLOADS
+
+// The inputs the oracle generates for a seed, so that a caller can reproduce a failure
+// outside the oracle: uniform in [-1, 1) rounded to T, `stream` distinguishing the tensors
+// (0: x, 1: w, 2: b, 3: dy, 4: the gradient prefill P, which is in [1, 2) instead).
+// Row-major in the LOGICAL (NCHW / KCRS) order.
+template <class T>
+std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream);
+
+}  // namespace tapegrad::oracle

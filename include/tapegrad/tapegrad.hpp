@@ -1,0 +1,58 @@
+// tapegrad: everything public, in one include. Link tapegrad::tapegrad (find_package(tapegrad
+// CONFIG REQUIRED)). Each header documents its part; the map:
+//
+//   data            Tensor<T>, Shape, the precisions float / double / f50 (50 digits)
+//   reference ops   tapegrad::ref::   conv2d, linear, activations, pools, flatten, losses, with
+//                   their gradients, templates over T (any precision, and Var<T>);
+//                   geometry makers validate at entry (make_conv2d_geom, ...)
+//   dispatch        tapegrad::kernels:: same names; float/double go to the fast kernels
+//   autodiff        Var<T> + VarTape<T> (scalar tape), Tape<T> + ops:: (op tape)
+//   layers          hand-written layers, network specs
+//   gradient checks gradcheck::gradcheck          a generic user function: scalar tape (Var<f50>)
+//                                                 vs 50-digit finite differences, and your
+//                                                 gradient vs that reference
+//                   gradcheck::gradcheck_blackbox a black-box double function + your gradient
+//                                                 (Richardson / Ridders extrapolation)
+//                   gradcheck::finite_diff        50-digit finite differences with error bounds
+//                   gradcheck::compare            element-wise report: abs / rel / ULP errors
+//                   gradcheck::four_way_check     the four ways to a network's gradient
+//                   tolerance.hpp                 the derived tolerance model gamma(K) * S
+//   oracle          oracle::check_conv2d_*        your raw-buffer kernel (float/double,
+//                                                 NCHW/NHWC) vs the 50-digit reference
+//   io              io::read_npy / write_npy      NumPy .npy files
+#pragma once
+
+#include "tapegrad/errors.hpp"
+#include "tapegrad/scalar.hpp"
+#include "tapegrad/shape.hpp"
+#include "tapegrad/tensor.hpp"
+
+#include "tapegrad/kernels/activation.hpp"
+#include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/conv2d.hpp"
+#include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/kernels/linear.hpp"
+#include "tapegrad/kernels/linear_ref.hpp"
+#include "tapegrad/kernels/loss.hpp"
+#include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/kernels/pool.hpp"
+#include "tapegrad/kernels/pool_ref.hpp"
+
+#include "tapegrad/ops/ops.hpp"
+#include "tapegrad/tape/tape.hpp"
+#include "tapegrad/var/var.hpp"
+
+#include "tapegrad/layers/layers.hpp"
+#include "tapegrad/layers/network.hpp"
+#include "tapegrad/layers/spec.hpp"
+
+#include "tapegrad/gradcheck/compare.hpp"
+#include "tapegrad/gradcheck/finite_diff.hpp"
+#include "tapegrad/gradcheck/fourway.hpp"
+#include "tapegrad/gradcheck/generic.hpp"
+#include "tapegrad/gradcheck/richardson.hpp"
+#include "tapegrad/gradcheck/tolerance.hpp"
+
+#include "tapegrad/io/npy.hpp"
+#include "tapegrad/oracle/raw.hpp"
