@@ -11,15 +11,22 @@
 //                  > 1, where that gather is mostly zeros, or few channels): tasks (n, group)
 //                  compute dcol = w^T dy and add it onto their own image of dx (col2im) in a
 //                  fixed order.
-//   backward-wts   tasks (group, block of k, block of (c,r,s)); each loops over n and over
-//                  fixed chunks of output pixels, adding one tree-summed dot product per chunk.
+//   backward-wts   tasks (run of images, group, block of k, block of (c,r,s)); each loops
+//                  over its images and fixed chunks of output pixels, adding one tree-summed
+//                  dot product per chunk into its run's partial dw; the last task to finish
+//                  a tile sums its runs' partials in run order. The runs are fixed by the
+//                  shape (weight_chunks), never by the thread count.
+//   tiny problems  (tiny_flops) plain direct loops on the calling thread: no packing, no
+//                  workspace, no parallel region.
 #include "tapegrad/kernels/conv2d_fast.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstring>
+#include <memory>
 
 #include "fast_gemm.hpp"
 
@@ -166,6 +173,101 @@ void col2im_add(const Conv2dGeom& g, const T* dcol, index_t pq0, index_t cols, T
   }
 }
 
+// Problems below this many flops run as plain direct loops on the calling thread: for them the
+// fixed cost of packing, workspaces and a parallel region is more than the arithmetic. The
+// choice depends on the shape only, so the results are still the same for any thread count.
+constexpr double tiny_flops = 4096;
+
+// In the direct loops output pixel (p, q) sees input pixel h = p*sh - ph + r*dh,
+// w = q*sw - pw + s*dw through tap (r, s). Direct forward: y[n,k,p,q] = b[k] + sum over (c, r, s) in order, taps outside x skipped.
+template <class T>
+void forward_direct(const Conv2dGeom& g, const T* xd, const T* wd, const T* bd, T* yd) {
+  const index_t Cg = g.c_per_group(), Kg = g.k_per_group();
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
+  for (index_t n = 0; n < g.n; ++n)
+    for (index_t k = 0; k < g.k; ++k) {
+      const T* xg = xd + (n * g.c + (k / Kg) * Cg) * g.h * g.w;
+      const T* wk = wd + k * Cg * g.r * g.s;
+      for (index_t p = 0; p < g.p; ++p)
+        for (index_t q = 0; q < g.q; ++q) {
+          T acc = bd ? bd[k] : T(0);
+          for (index_t c = 0; c < Cg; ++c)
+            for (index_t r = 0; r < g.r; ++r) {
+              const index_t h = p * sh - ph + r * dh;
+              if (h < 0 || h >= g.h) continue;
+              for (index_t s = 0; s < g.s; ++s) {
+                const index_t w = q * sw - pw + s * dw;
+                if (w < 0 || w >= g.w) continue;
+                acc += xg[(c * g.h + h) * g.w + w] * wk[(c * g.r + r) * g.s + s];
+              }
+            }
+          *yd++ = acc;
+        }
+    }
+}
+
+// Direct backward-data as a scatter (no divisions): dx = 0, then for each dy[n,k,p,q] in order
+// and each tap (c, r, s) inside x, dx[n, c of k's group, h, w] += w[k,c,r,s] * dy[n,k,p,q].
+template <class T>
+void backward_data_direct(const Conv2dGeom& g, const T* dyd, const T* wd, T* dxd) {
+  const index_t Cg = g.c_per_group(), Kg = g.k_per_group();
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
+  std::fill(dxd, dxd + g.n * g.c * g.h * g.w, T(0));
+  for (index_t n = 0; n < g.n; ++n)
+    for (index_t k = 0; k < g.k; ++k) {
+      T* xg = dxd + (n * g.c + (k / Kg) * Cg) * g.h * g.w;
+      const T* wk = wd + k * Cg * g.r * g.s;
+      for (index_t p = 0; p < g.p; ++p)
+        for (index_t q = 0; q < g.q; ++q) {
+          const T d = *dyd++;
+          for (index_t c = 0; c < Cg; ++c)
+            for (index_t r = 0; r < g.r; ++r) {
+              const index_t h = p * sh - ph + r * dh;
+              if (h < 0 || h >= g.h) continue;
+              for (index_t s = 0; s < g.s; ++s) {
+                const index_t w = q * sw - pw + s * dw;
+                if (w < 0 || w >= g.w) continue;
+                xg[(c * g.h + h) * g.w + w] += wk[(c * g.r + r) * g.s + s] * d;
+              }
+            }
+        }
+    }
+}
+
+// Direct backward-weights: dw[k,c,r,s] = sum over (n, p, q) in order of
+// x[n, c of k's group, h, w] * dy[n,k,p,q], taps outside x skipped.
+template <class T>
+void backward_weights_direct(const Conv2dGeom& g, const T* xd, const T* dyd, T* dwd) {
+  const index_t Cg = g.c_per_group(), Kg = g.k_per_group();
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
+  for (index_t k = 0; k < g.k; ++k)
+    for (index_t c = 0; c < Cg; ++c)
+      for (index_t r = 0; r < g.r; ++r)
+        for (index_t s = 0; s < g.s; ++s) {
+          T acc = T(0);
+          for (index_t n = 0; n < g.n; ++n) {
+            const T* xc = xd + (n * g.c + (k / Kg) * Cg + c) * g.h * g.w;
+            const T* dyk = dyd + (n * g.k + k) * g.p * g.q;
+            for (index_t p = 0; p < g.p; ++p) {
+              const index_t h = p * sh - ph + r * dh;
+              if (h < 0 || h >= g.h) continue;
+              for (index_t q = 0; q < g.q; ++q) {
+                const index_t w = q * sw - pw + s * dw;
+                if (w < 0 || w >= g.w) continue;
+                acc += xc[h * g.w + w] * dyk[p * g.q + q];
+              }
+            }
+          }
+          *dwd++ = acc;
+        }
+}
+
 // Output-pixel block of forward / backward-data: a multiple of the micro-tile width.
 template <class T>
 index_t pixel_block(const MicroKernels<T>& mk) {
@@ -178,6 +280,8 @@ void forward_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   assert(x.shape() == g.x_shape() && w.shape() == g.w_shape());
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
+  if (g.flops() < tiny_flops)
+    return forward_direct(g, x.data(), w.data(), b ? b->data() : nullptr, y.data());
   const MicroKernels<T>& mk = micro_kernels<T>();
   const index_t G = g.groups(), Cg = g.c_per_group(), Kg = g.k_per_group();
   const index_t CRS = Cg * g.r * g.s, PQ = g.p * g.q;
@@ -293,6 +397,7 @@ void backward_data_into(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor<T
                         Tensor<T>& dx) {
   assert(dy.shape() == g.y_shape() && w.shape() == g.w_shape());
   if (dx.shape() != g.x_shape()) dx = Tensor<T>(g.x_shape());
+  if (g.flops() < tiny_flops) return backward_data_direct(g, dy.data(), w.data(), dx.data());
   const bool strided = g.prm.stride[0] > 1 || g.prm.stride[1] > 1;
   if (strided || g.c_per_group() < micro_kernels<T>().mr)
     backward_data_col2im(g, dy, w, dx);
@@ -300,40 +405,69 @@ void backward_data_into(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor<T
     backward_data_gather(g, dy, w, dx);
 }
 
+// The partition of backward-weights' reduction over images: `count` chunks of consecutive
+// images, chosen from the shape alone (never the thread count) so that there are enough
+// (chunk, k block, (c,r,s) block) tasks to share out while each task stays big enough to be
+// worth a task. Chunk ch covers images [ch*N/count, (ch+1)*N/count).
+index_t weight_chunks(const Conv2dGeom& g, index_t base_tasks) {
+  constexpr index_t min_tasks = 32;
+  constexpr double min_task_flops = 2.5e5;
+  const index_t want = ceil_div(min_tasks, base_tasks);
+  const auto afford = static_cast<index_t>(g.flops() / (min_task_flops * double(base_tasks)));
+  return std::clamp<index_t>(std::min(want, afford), 1, g.n);
+}
+
 template <class T>
 void backward_weights_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& dy,
                            Tensor<T>& dw) {
   assert(x.shape() == g.x_shape() && dy.shape() == g.y_shape());
   if (dw.shape() != g.w_shape()) dw = Tensor<T>(g.w_shape());
+  if (g.flops() < tiny_flops) return backward_weights_direct(g, x.data(), dy.data(), dw.data());
   const MicroKernels<T>& mk = micro_kernels<T>();
   const index_t G = g.groups(), Cg = g.c_per_group(), Kg = g.k_per_group();
   const index_t CRS = Cg * g.r * g.s, PQ = g.p * g.q;
-  // The reduction over (n, p, q) is cut into chunks fixed by the shape: per image, `chunks`
-  // equal runs of output pixels. Each chunk's dot product is tree-summed over the lanes and
-  // added to dw in (n, chunk) order.
-  // The chunk length is a multiple of 16 (so of every ISA's lane count): full chunks of dy
-  // are used in place, only a ragged last chunk is copied and zero-padded.
+  // The reduction over (n, p, q) is cut into pieces fixed by the shape: the images into
+  // `nchunks` runs of consecutive images (weight_chunks), and each image's output pixels into
+  // `chunks` equal runs. Within an image run, each pixel run's dot product is tree-summed over
+  // the lanes and added in (n, pixel run) order; with several image runs each one fills its own
+  // partial dw and the partials are summed in run order. Nothing depends on the thread count.
+  // The pixel-run length is a multiple of 16 (so of every ISA's lane count): full runs of dy
+  // are used in place, only a ragged last run is copied and zero-padded.
   const index_t chunks = ceil_div(PQ, chunk_pixels);
   const index_t chunk = ceil_div(ceil_div(PQ, chunks), 16) * 16;
   const index_t chunk_pad = ceil_div(chunk, mk.lanes) * mk.lanes;
   const index_t mb = std::min<index_t>(Kg, 16 * mk.dmr);
   const index_t cb = 8 * mk.dnr;
   const index_t kblocks = ceil_div(Kg, mb), cblocks = ceil_div(CRS, cb);
-  const index_t tasks = G * kblocks * cblocks;
+  const index_t base_tasks = G * kblocks * cblocks;
+  const index_t nchunks = weight_chunks(g, base_tasks);
+  const index_t tasks = nchunks * base_tasks;
+  const index_t KCRS = g.k * CRS;
   const T* xd = x.data();
   const T* dyd = dy.data();
   T* dwd = dw.data();
+  // Partial sums of image runs 1.. (run 0 goes straight into dw); slot 0 of the calling thread
+  // is not used by the task bodies. Whichever task finishes a tile's last image run adds the
+  // tile's partials onto dw in run order (an integer counter per tile says which task that is;
+  // the sum order does not depend on it), so the call needs no second pass and no barrier
+  // besides the one at the end.
+  T* partial = nchunks > 1 ? scratch<T>(0, (nchunks - 1) * KCRS) : nullptr;
+  std::unique_ptr<std::atomic<index_t>[]> done;
+  if (nchunks > 1) done.reset(new std::atomic<index_t>[std::size_t(base_tasks)]());
 #pragma omp parallel for schedule(dynamic, 1) if (g.flops() >= min_parallel_flops)
   for (index_t t = 0; t < tasks; ++t) {
-    const index_t gi = t / (kblocks * cblocks), kb = (t / cblocks) % kblocks, jb = t % cblocks;
+    const index_t ch = t / base_tasks, bt = t % base_tasks;
+    const index_t gi = bt / (kblocks * cblocks), kb = (bt / cblocks) % kblocks, jb = bt % cblocks;
     const index_t k0 = kb * mb, mk_count = std::min(mb, Kg - k0);
     const index_t c0 = jb * cb, c_count = std::min(cb, CRS - c0);
-    T* out = dwd + (gi * Kg + k0) * CRS + c0;
+    const index_t n_begin = ch * g.n / nchunks, n_end = (ch + 1) * g.n / nchunks;
+    const index_t tile = (gi * Kg + k0) * CRS + c0;  // offset of the tile's first element
+    T* out = (ch == 0 ? dwd : partial + (ch - 1) * KCRS) + tile;
     for (index_t i = 0; i < mk_count; ++i)
       for (index_t j = 0; j < c_count; ++j) out[i * CRS + j] = T(0);
     T* col = scratch<T>(1, c_count * chunk_pad);
     T* arows = scratch<T>(2, mk_count * chunk_pad);
-    for (index_t n = 0; n < g.n; ++n) {
+    for (index_t n = n_begin; n < n_end; ++n) {
       const T* xg = xd + (n * g.c + gi * Cg) * g.h * g.w;
       const T* dyb = dyd + (n * g.k + gi * Kg + k0) * PQ;
       for (index_t pq0 = 0; pq0 < PQ; pq0 += chunk) {
@@ -352,6 +486,16 @@ void backward_weights_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor
         }
         im2col(g, xg, c0, c_count, pq0, len, col, len_pad);
         detail::dot_block(mk, mk_count, c_count, len_pad, a, lda, col, len_pad, out, CRS);
+      }
+    }
+    // The last run of this tile to finish: dw = ((run0 + run1) + run2) + ... on the tile.
+    if (nchunks > 1 && done[std::size_t(bt)].fetch_add(1, std::memory_order_acq_rel) ==
+                           nchunks - 1) {
+      T* dst = dwd + tile;
+      for (index_t r = 1; r < nchunks; ++r) {
+        const T* src = partial + (r - 1) * KCRS + tile;
+        for (index_t i = 0; i < mk_count; ++i)
+          for (index_t j = 0; j < c_count; ++j) dst[i * CRS + j] += src[i * CRS + j];
       }
     }
   }
