@@ -133,3 +133,69 @@ TEST(FourWayJudge, MostlyZeroGradientIsMistrusted) {
   EXPECT_EQ(r.zeros, 3);
   EXPECT_TRUE(r.mistrusted);
 }
+
+// input 1 3 3 -> conv2d(1x1, bias) -> flatten -> linear(1) -> mse. random_problem centres each
+// linear row (sum_j fw_j = 0 up to rounding), so the bias gradient
+//   db = sum_{n,j} dy(n,j) = sum_n dout_n * sum_j fw_j
+// cancels to ~1e-16 of its terms |dout_n fw_j|: every way (computing in T) is off by about one
+// ulp of the terms, i.e. ~1e-16 |dout| |fw| in double, while max |db| itself is ~1e-17 and
+// gamma(K) * max |db| ~ 1e-30 (K ~ 20) would call that a failure. The check judges at
+// gamma(K) * G_abs[i], G_abs = sum of |terms| (here sum_{n,j} |dout_n| |fw_j| + forward
+// error), which admits it. The test also asserts that the old per-tensor tolerance
+// gamma(K) * max |g| is exceeded for the bias on some seed, i.e. this case is a real
+// regression test for the cancellation-aware scale, not a vacuous one.
+TEST(FourWay, BiasGradientThatCancelsIsNotAFalseFailure) {
+  const NetSpec spec = parse_spec(
+      "input 1 3 3\n"
+      "conv2d out=1 kernel=1 bias=true\n"
+      "flatten\n"
+      "linear out=1\n"
+      "loss mse\n", "cancelling-bias");
+  auto run = [&](auto zero, index_t batch) {
+    using T = decltype(zero);
+    int old_tolerance_would_fail = 0;
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+      FourWayOptions opt;
+      opt.batch = batch;
+      opt.seed = seed;
+      const FourWayReport rep = four_way_check<T>(spec, opt);
+      std::ostringstream os;
+      rep.print(os);
+      EXPECT_TRUE(rep.passed()) << os.str();
+      ASSERT_EQ(rep.rows.size(), 5u) << os.str();  // x, conv w, conv b, linear w, linear b
+      const TensorRow& db = rep.rows[2];
+      // The cancellation is real: the terms' magnitudes dwarf the sum they cancel to.
+      EXPECT_GT(db.abs_scale, 1e6 * db.scale) << os.str();
+      const double old_tol = gamma<T>(static_cast<double>(rep.depth)) * db.scale;
+      bool exceeded = false;
+      for (int w = 0; w < 3; ++w)
+        if (db.way[static_cast<std::size_t>(w)].max_abs > old_tol) exceeded = true;
+      old_tolerance_would_fail += exceeded ? 1 : 0;
+      EXPECT_EQ(db.strict, !exceeded) << os.str();  // flagged "ok*" exactly then
+      // A genuinely wrong bias gradient (off by 1e-3 of its terms) still fails: the bound is
+      // ~K u of the terms, nowhere near their size.
+      EXPECT_LT(db.tol, 1e-3 * db.abs_scale) << os.str();
+    }
+    EXPECT_GT(old_tolerance_would_fail, 0) << ScalarTraits<T>::name << " batch " << batch;
+  };
+  run(0.0, 1);
+  run(0.0, 2);
+  run(0.0f, 1);
+  run(0.0f, 2);
+}
+
+TEST(FourWayJudge, PerElementBoundJudgesEachElementAtItsOwnTolerance) {
+  // Element 0 has a big bound, element 1 a tiny one: the same error 1e-10 passes at 0
+  // (gamma_double(10) * 1e6 ~ 1.1e-9) and fails at 1 (gamma_double(10) * 1 ~ 1.1e-15).
+  Tensor<f50> ref{Shape{2}, std::vector<f50>{f50(1), f50(1)}};
+  Tensor<f50> g_abs{Shape{2}, std::vector<f50>{f50(1e6), f50(1)}};
+  Tensor<double> ok{Shape{2}, {1.0 + 1e-10, 1.0}};
+  Tensor<double> bad{Shape{2}, {1.0, 1.0 + 1e-10}};
+  const TensorRow r = judge_tensor<double>("b", ref, g_abs, {&ok, &ok, &bad}, {}, {}, {}, 10);
+  EXPECT_TRUE(r.way[way_op_tape].pass);
+  EXPECT_LT(r.way[way_op_tape].max_tol_frac, 1.0);
+  EXPECT_FALSE(r.way[way_hand_written].pass);
+  EXPECT_GT(r.way[way_hand_written].max_tol_frac, 1.0);
+  EXPECT_EQ(r.abs_scale, 1e6);
+  EXPECT_EQ(r.attribution, "hand-written stands apart from the other three");
+}

@@ -3,7 +3,11 @@
 // The four-way gradient check of a network (gradcheck/fourway.hpp): op tape, scalar tape,
 // hand-written backprop and 50-digit finite differences against the Var<f50> reference, as a
 // table. Exit 0 iff every entry is within its derived tolerance, 1 otherwise, 2 for bad input
-// (a bad spec is one line naming the spec line).
+// (a bad spec is one line naming the spec line). The tolerance is per element,
+// gamma_T(K) * G_abs[i] with G_abs the sum of |terms| behind the element (cancellation-aware:
+// a gradient that cancels to ~0, e.g. a conv bias, is judged at its terms' size, not its own);
+// the table shows S = max |g| and S_abs = max G_abs per tensor and, per way, the fraction of
+// the tolerance used.
 #include <iostream>
 #include <string>
 
