@@ -156,10 +156,18 @@ struct FourWayReport {
       if (!r.pass()) return false;
     return true;
   }
-  // "passed", "passed (mistrusted)" or "FAILED"
+  // "passed[; strict | ; N row(s) ...]", "passed (mistrusted...)..." or "FAILED"
   std::string verdict() const {
     if (!passed()) return "FAILED";
-    return mistrusted ? "passed (mistrusted: most gradient entries are exactly zero)" : "passed";
+    std::string v =
+        mistrusted ? "passed (mistrusted: most gradient entries are exactly zero)" : "passed";
+    // Say how strong the pass is: "strict" means every way is also within gamma(K) * S, the
+    // bound without the cancellation allowance; otherwise name how many rows needed G_abs.
+    int loose = 0;
+    for (const auto& r : rows)
+      if (!r.strict) ++loose;
+    if (loose == 0) return v + "; strict (every row also within gamma(K) * S)";
+    return v + "; " + std::to_string(loose) + " row(s) pass only at gamma(K) * G_abs (ok*)";
   }
   void print(std::ostream& os) const;
 };
