@@ -525,31 +525,34 @@ inline void FourWayReport::print(std::ostream& os) const {
      << ", gamma = " << sci(gam) << " (ways 1-3);  1e-24 * max(S_abs,1) (finite differences "
         "in f50)\n\n";
   os << std::left << std::setw(10) << "tensor" << std::setw(16) << "shape" << std::setw(9)
-     << "S" << std::setw(9) << "S_abs" << std::setw(17) << "op tape" << std::setw(17)
-     << "scalar tape" << std::setw(17) << "hand-written" << std::setw(26) << "finite diff (f50)"
+     << "S" << std::setw(9) << "S_abs" << std::setw(25) << "op tape" << std::setw(25)
+     << "scalar tape" << std::setw(25) << "hand-written" << std::setw(34) << "finite diff (f50)"
      << "status\n";
   for (const TensorRow& r : rows) {
     os << std::left << std::setw(10) << r.name << std::setw(16) << r.shape.str() << std::setw(9)
        << sci(r.scale) << std::setw(9) << sci(r.abs_scale);
     for (int w = 0; w < 3; ++w) {
       const WayError& e = r.way[static_cast<std::size_t>(w)];
-      std::string cell = sci(e.max_tol_frac) + " " + std::to_string(e.max_ulp) + "u";
-      os << std::setw(17) << (cell + " ");
+      std::string cell =
+          sci(e.max_rel) + " " + sci(e.max_tol_frac) + " " + std::to_string(e.max_ulp) + "u";
+      os << std::setw(25) << (cell + " ");
     }
     const WayError& fd = r.way[way_finite_diff];
-    std::string fdc = sci(fd.max_tol_frac) + " " + std::to_string(fd.checked) + "/" +
+    std::string fdc = sci(fd.max_rel) + " " + sci(fd.max_tol_frac) + " " +
+                      std::to_string(fd.checked) + "/" +
                       std::to_string(r.shape.numel());
     if (r.kinks) fdc += " k" + std::to_string(r.kinks);
-    os << std::setw(26) << fdc;
+    os << std::setw(34) << fdc;
     os << (r.pass() ? (r.mistrusted ? "mistrusted" : r.strict ? "ok" : "ok*") : "FAIL");
     if (!r.attribution.empty()) os << "  (" << r.attribution << ")";
     os << "\n";
   }
   os << "\ncolumns: S_abs >> S means the gradient cancels (judged at G_abs, not S); each way: "
-        "max_i |err_i| / tol_i\n(the fraction of the tolerance used; pass iff <= 1) and max ULP "
+        "relative error max_i |err_i| / S,\nmax_i |err_i| / tol_i (the fraction of the tolerance "
+        "used; pass iff <= 1) and max ULP "
         "error in "
      << dtype
-     << " (ULPs of elements far below G_abs are large and\nharmless); finite diff: fraction of "
+     << " (ULPs of elements far below G_abs are large and\nharmless); finite diff: relative error, fraction of "
         "its tolerance used, elements checked / total (a subset for big tensors:\nthe other "
         "ways' worst elements, then random ones; kN: N kinks excluded); ok*: passes only at "
         "gamma(K) * G_abs,\nnot at gamma(K) * S (cancellation, or a loose bound deep in the "
