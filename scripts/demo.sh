@@ -23,4 +23,4 @@ step "tapegrad ref conv2d ... --dy   (50-digit outputs and VJPs of a bundled pro
 "$tg" ref conv2d --x "$data/x.npy" --w "$data/w.npy" --b "$data/b.npy" \
   --stride 2 --pad 1 --dilation 2 --groups 2 --out "$out/ref32" --out-dtype float32
 step "tapegrad bench conv2d   (LeNet conv2, fast kernel, float, forward)"
-"$tg" bench conv2d --shape 64,6,14,14,16,5,5,1,0 --dir fwd --dtype float
+"$tg" bench conv2d --shape 64,6,14,14,16,5,5,1,0 --dir fwd --dtype float --threads 1

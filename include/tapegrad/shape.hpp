@@ -83,4 +83,23 @@ class Shape {
   index_t numel_;
 };
 
+// The multi-index of flat (row-major) element `flat` of `shape`, as "[1,0,2]" ("[]" for 0-d).
+// Strings are appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug
+// 105651) on `"[" + std::to_string(...)` chains.
+inline std::string index_str(const Shape& shape, index_t flat) {
+  std::vector<index_t> idx(static_cast<std::size_t>(shape.rank()));
+  for (index_t d = shape.rank() - 1; d >= 0; --d) {
+    const index_t n = shape[d];
+    idx[static_cast<std::size_t>(d)] = n ? flat % n : 0;
+    flat = n ? flat / n : 0;
+  }
+  std::string s = "[";
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(idx[i]);
+  }
+  s += ']';
+  return s;
+}
+
 }  // namespace tapegrad

@@ -37,16 +37,7 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-std::string multi_index(const Shape& shape, index_t flat) {
-  std::vector<index_t> idx(static_cast<std::size_t>(shape.rank()));
-  for (index_t d = shape.rank() - 1; d >= 0; --d) {
-    idx[static_cast<std::size_t>(d)] = flat % shape[d];
-    flat /= shape[d];
-  }
-  std::string s = "[";
-  for (std::size_t i = 0; i < idx.size(); ++i) s += (i ? "," : "") + std::to_string(idx[i]);
-  return s + "]";
-}
+std::string multi_index(const Shape& shape, index_t flat) { return index_str(shape, flat); }
 
 }  // namespace
 

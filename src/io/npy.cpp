@@ -415,15 +415,7 @@ Tensor<std::int64_t> read_npy_int64(const std::filesystem::path& path) {
 }
 
 std::string multi_index_str(const Shape& shape, index_t flat) {
-  std::vector<index_t> idx(static_cast<std::size_t>(shape.rank()));
-  for (index_t d = shape.rank() - 1; d >= 0; --d) {
-    const index_t n = shape[d];
-    idx[static_cast<std::size_t>(d)] = n ? flat % n : 0;
-    flat = n ? flat / n : 0;
-  }
-  std::string s = "[";
-  for (std::size_t i = 0; i < idx.size(); ++i) s += (i ? "," : "") + std::to_string(idx[i]);
-  return s + "]";
+  return index_str(shape, flat);
 }
 
 void check_all_finite(const NpyArray& a, std::string_view name) {

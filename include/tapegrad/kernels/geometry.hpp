@@ -17,7 +17,14 @@ namespace tapegrad {
 using Pair = std::array<index_t, 2>;  // (height, width)
 
 inline std::string pair_str(const Pair& p) {
-  return "(" + std::to_string(p[0]) + "," + std::to_string(p[1]) + ")";
+  // Appended piece by piece: the `"(" + std::to_string(...)` form trips GCC 12's false
+  // -Wrestrict at -O3 (GCC bug 105651).
+  std::string s = "(";
+  s += std::to_string(p[0]);
+  s += ',';
+  s += std::to_string(p[1]);
+  s += ')';
+  return s;
 }
 
 struct Conv2dParams {
@@ -55,9 +62,21 @@ struct Conv2dGeom {
   }
 
   std::string str() const {
-    return "x" + x_shape().str() + " w" + w_shape().str() + " stride=" + pair_str(prm.stride) +
-           " pad=" + pair_str(prm.pad) + " dilation=" + pair_str(prm.dilation) +
-           " groups=" + std::to_string(prm.groups) + " -> y" + y_shape().str();
+    std::string s = "x";  // appended piece by piece, see pair_str
+    s += x_shape().str();
+    s += " w";
+    s += w_shape().str();
+    s += " stride=";
+    s += pair_str(prm.stride);
+    s += " pad=";
+    s += pair_str(prm.pad);
+    s += " dilation=";
+    s += pair_str(prm.dilation);
+    s += " groups=";
+    s += std::to_string(prm.groups);
+    s += " -> y";
+    s += y_shape().str();
+    return s;
   }
   std::string descriptor() const {
     auto t = [](const char* k, index_t v) { return std::string(k) + std::to_string(v); };
