@@ -108,17 +108,7 @@ double dbl(const T& v) {
   return static_cast<double>(value_of(v));
 }
 
-// "[1,0,2,3]": the multi-index of flat element i of a tensor of shape s.
-inline std::string index_str(const Shape& s, index_t i) {
-  std::vector<index_t> ix(static_cast<std::size_t>(s.rank()));
-  for (index_t d = s.rank() - 1; d >= 0; --d) {
-    ix[static_cast<std::size_t>(d)] = i % s[d];
-    i /= s[d];
-  }
-  std::string out = "[";
-  for (std::size_t d = 0; d < ix.size(); ++d) out += (d ? "," : "") + std::to_string(ix[d]);
-  return out + "]";
-}
+// index_str(shape, flat) -> "[1,0,2,3]" comes from tapegrad/shape.hpp.
 
 inline std::string sci(double v, int digits = 6) {
   std::ostringstream os;
