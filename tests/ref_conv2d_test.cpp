@@ -12,24 +12,12 @@
 #include "tapegrad/kernels/conv2d.hpp"
 #include "tapegrad/kernels/linear.hpp"
 
+#include "ref_test_support.hpp"
+
 using namespace tapegrad;
+using namespace tapegrad::test;
 
 namespace {
-
-template <class T>
-Tensor<T> make(Shape s, const std::vector<double>& v) {
-  std::vector<T> d;
-  for (double e : v) d.push_back(T(e));
-  return Tensor<T>(std::move(s), std::move(d));
-}
-
-// x[i] = first + i (row-major), as T.
-template <class T>
-Tensor<T> iota(Shape s, double first = 1) {
-  Tensor<T> t(std::move(s));
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = T(first + double(i));
-  return t;
-}
 
 // Small random integers in [-3, 3]: products and sums stay exact in every precision.
 template <class T>
@@ -39,26 +27,6 @@ Tensor<T> random_ints(Shape s, unsigned seed) {
   Tensor<T> t(std::move(s));
   for (auto& v : t) v = T(dist(rng));
   return t;
-}
-
-// Uniform reals in [-1, 1] (doubles, so exactly representable in f50).
-template <class T>
-Tensor<T> random_reals(Shape s, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  Tensor<T> t(std::move(s));
-  for (auto& v : t) v = T(dist(rng));
-  return t;
-}
-
-template <class T>
-void expect_exact(const Tensor<T>& got, const Shape& shape, const std::vector<double>& want) {
-  ASSERT_EQ(got.shape(), shape);
-  ASSERT_EQ(got.numel(), static_cast<index_t>(want.size()));
-  for (index_t i = 0; i < got.numel(); ++i)
-    EXPECT_TRUE(got[i] == T(want[static_cast<std::size_t>(i)]))
-        << "element " << i << ": got " << static_cast<double>(got[i]) << ", want "
-        << want[static_cast<std::size_t>(i)];
 }
 
 template <class T>
@@ -92,18 +60,6 @@ Tensor<T> slice(const Tensor<T>& t, int dim, index_t c0, index_t count) {
         out[(i * b + j) * hw + e] = t[(si * t.size(1) + sj) * hw + e];
       }
   return out;
-}
-
-template <class T>
-T dot(const Tensor<T>& a, const Tensor<T>& b) {
-  T acc(0);
-  for (index_t i = 0; i < a.numel(); ++i) acc += a[i] * b[i];
-  return acc;
-}
-
-template <class T>
-Tensor<T> abs_of(const Tensor<T>& t) {
-  return map(t, [](const T& v) { return v < T(0) ? T(-v) : v; });
 }
 
 }  // namespace

@@ -17,43 +17,12 @@
 #include "tapegrad/kernels/loss.hpp"
 #include "tapegrad/kernels/pool.hpp"
 
+#include "ref_test_support.hpp"
+
 using namespace tapegrad;
+using namespace tapegrad::test;
 
 namespace {
-
-template <class T>
-Tensor<T> make(Shape s, const std::vector<double>& v) {
-  std::vector<T> d;
-  for (double e : v) d.push_back(T(e));
-  return Tensor<T>(std::move(s), std::move(d));
-}
-
-template <class T>
-Tensor<T> iota(Shape s, double first = 1) {
-  Tensor<T> t(std::move(s));
-  for (index_t i = 0; i < t.numel(); ++i) t[i] = T(first + double(i));
-  return t;
-}
-
-// Uniform reals in [-scale, scale] (drawn as doubles, so exact in f50).
-template <class T>
-Tensor<T> random_reals(Shape s, unsigned seed, double scale = 1.0) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(-scale, scale);
-  Tensor<T> t(std::move(s));
-  for (auto& v : t) v = T(dist(rng));
-  return t;
-}
-
-template <class T>
-void expect_exact(const Tensor<T>& got, const Shape& shape, const std::vector<double>& want) {
-  ASSERT_EQ(got.shape(), shape);
-  ASSERT_EQ(got.numel(), static_cast<index_t>(want.size()));
-  for (index_t i = 0; i < got.numel(); ++i)
-    EXPECT_TRUE(got[i] == T(want[static_cast<std::size_t>(i)]))
-        << "element " << i << ": got " << static_cast<double>(got[i]) << ", want "
-        << want[static_cast<std::size_t>(i)];
-}
 
 // |got[i] - want[i]| <= tol for all i.
 template <class T>
@@ -65,18 +34,6 @@ void expect_near(const Tensor<T>& got, const std::vector<T>& want, const T& tol)
         << "element " << i << ": got " << got[i] << ", want "
         << want[static_cast<std::size_t>(i)] << ", tol " << tol;
   }
-}
-
-template <class T>
-T dot(const Tensor<T>& a, const Tensor<T>& b) {
-  T acc(0);
-  for (index_t i = 0; i < a.numel(); ++i) acc += a[i] * b[i];
-  return acc;
-}
-
-template <class T>
-Tensor<T> abs_of(const Tensor<T>& t) {
-  return map(t, [](const T& v) { return v < T(0) ? T(-v) : v; });
 }
 
 f50 gamma50(double m) {
