@@ -188,6 +188,10 @@ void clear_max_memory() {
   m.value.reset();
 }
 
+Estimate::Estimate(std::string command) : command_(std::move(command)) {
+  add("the program itself", 1, program_bytes, "");
+}
+
 Estimate& Estimate::add(std::string what, std::uint64_t count, std::uint64_t bytes_each,
                         std::string cause) {
   const std::uint64_t b = mul_sat(count, bytes_each);
