@@ -16,6 +16,9 @@ packages=(
   nlohmann-json3-dev      # JSON output
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist/
   python3 python3-numpy   # the independent NumPy check of `tapegrad ref` (tests only)
+  clang                   # the fuzz and tsan presets (libFuzzer, ThreadSanitizer)
+  libclang-rt-14-dev      # clang's sanitizer runtimes and libFuzzer
+  libomp-14-dev           # LLVM's OpenMP runtime with Archer, for ThreadSanitizer
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,8 +19,8 @@
 #include "common.hpp"
 #include "tapegrad/gradcheck/fourway.hpp"
 #include "tapegrad/io/input_file.hpp"
-#include "tapegrad/memory.hpp"
 #include "tapegrad/net/spec.hpp"
+#include "tapegrad/memory.hpp"
 #include "tapegrad/var/var.hpp"
 
 namespace tapegrad::cli {
@@ -40,44 +40,46 @@ constexpr std::uint64_t max_spec_bytes = std::uint64_t{1} << 20;
 
 // The memory of four_way_check at batch n, from the shapes (fourway.hpp runs the ways one
 // after another; the largest is the scalar tape on Var<f50>):
-//   per layer   batch * out elements * (records per element * bytes per f50 record
-//                                       + a Var<f50> and 8 f50 copies of the activation:
-//                                         forward passes in T, f50, |.| and finite differences)
-//               records per element: 2 * fan-in + 4 (a multiply and an add per term, bias and
-//               activation); fan-in: the layer table's terms() (C/groups*R*S for conv, in for
-//               linear, the window for pools, 1 otherwise)
+//   per layer   records of the 50-digit scalar tape: 2 per multiply-add of the forward pass
+//               (the layer table's macs) + 4 per output element (bias, activation, loss), and
+//               per output element a Var<f50> and 8 f50 copies of the activation (forward
+//               passes in T, f50, on |.| and for the finite differences)
 //   per param   elements * (a Var<f50> + 12 f50 copies: values, gradients of the 4 ways,
-//               G_abs, finite differences) + the T copies of ways 1-3
+//               G_abs, finite differences) + 6 copies in T for ways 1-3
+//   the tapes   at least one block of 2^16 records each
 // tests/cli_bad_input_test.py checks that it bounds the peak memory measured.
 void check_memory(const NetSpec& spec, index_t n, const CheckArgs& a, std::size_t t_bytes) {
   const std::uint64_t f50_b = sizeof(f50), var_b = sizeof(Var<f50>);
   const std::uint64_t rec_b = VarTape<f50>::bytes_per_node();
-  const std::uint64_t batch = static_cast<std::uint64_t>(n);
+  const auto batch = static_cast<std::uint64_t>(n);
+  const auto count = [](double v) {  // a double count as bytes-safe integer (saturating)
+    return v >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max() : static_cast<std::uint64_t>(v);
+  };
   memory::Estimate est("check");
-  // Each scalar tape holds at least one block of 2^16 records, however small the network.
   est.add("the scalar tapes' first blocks", std::uint64_t{1} << 16,
           rec_b + VarTape<double>::bytes_per_node(), "");
   const std::string model = "--model " + quote(a.model);
   const std::string batch_cause = "--batch " + quote(a.batch);
-  est.add("the input " + spec.input_shape(n).str(), batch * spec.input_shape(1).numel(),
+  est.add("the input " + spec.input_shape(n).str(),
+          memory::mul_sat(batch, static_cast<std::uint64_t>(spec.input_shape(1).numel())),
           var_b + 8 * f50_b, model + " (its input line) and " + batch_cause);
-  for (const LayerSpec& l : spec.layers) {
-    const auto out = static_cast<std::uint64_t>(l.out_shape.numel());
-    const auto fan = static_cast<std::uint64_t>(
-        visit_layer_kind(l.kind, [&](auto kind) { return decltype(kind)::terms(l); }));
-    const std::uint64_t per_element =
-        memory::add_sat(memory::mul_sat(memory::add_sat(memory::mul_sat(2, fan), 4), rec_b),
-                        var_b + 8 * f50_b);
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    const double macs = visit_layer_kind(l.kind, [&](auto k) { return decltype(k)::macs(l, n); });
+    const std::uint64_t out = memory::mul_sat(batch, static_cast<std::uint64_t>(l.out_shape.numel()));
+    const std::uint64_t records = memory::add_sat(count(2 * macs), memory::mul_sat(4, out));
     const std::string cause = model + " line " + std::to_string(l.line) + " (" +
                               std::string(layer_kind_name(l.kind)) + ") and " + batch_cause;
-    est.add("layer " + l.name + " on the 50-digit scalar tape, batch " + std::to_string(n),
-            memory::mul_sat(batch, out), per_element, cause);
+    const std::string what = "layer " + l.name + " at batch " + std::to_string(n);
+    est.add(what + " on the 50-digit scalar tape", records, rec_b, cause);
+    est.add(what + ", its activations", out, var_b + 8 * f50_b, cause);
   }
   for (const ParamSpec& p : spec.params) {
     const LayerSpec& l = spec.layers[static_cast<std::size_t>(p.layer)];
     est.add("parameter " + p.name + " " + p.shape.str(), static_cast<std::uint64_t>(p.shape.numel()),
             var_b + 12 * f50_b + 6 * t_bytes,
-            model + " line " + std::to_string(l.line) + " (" + std::string(layer_kind_name(l.kind)) + ")");
+            model + " line " + std::to_string(l.line) + " (" + std::string(layer_kind_name(l.kind)) +
+                ")");
   }
   est.check();
 }

@@ -14,7 +14,12 @@ namespace tapegrad::cli {
 namespace {
 
 std::string range_text(std::int64_t lo, std::int64_t hi) {
-  return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  std::string s = "[";  // appended piece by piece: see pair_str in geometry.hpp (GCC bug 105651)
+  s += std::to_string(lo);
+  s += ", ";
+  s += std::to_string(hi);
+  s += ']';
+  return s;
 }
 
 // [-]digits: the sign and the magnitude; `overflow` when it does not fit in 64 bits.

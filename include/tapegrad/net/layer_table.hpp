@@ -8,7 +8,6 @@
 //   the four-way check   magnitude (the backward pass on magnitudes behind its tolerance),
 //                        reduction_length (K of gamma(K)), macs (finite-difference cost)
 //   profiles, benches    macs (multiply-adds of a forward pass, 2 * macs flops per direction)
-//   memory estimates     terms (inputs behind one output element: the scalar tape's records)
 //
 // Adding a kind is one struct here and one name in LayerKinds; nothing else changes.
 //
@@ -175,13 +174,10 @@ struct Conv2dLayer {
            n * L.out_shape[2] * L.out_shape[3];
   }
 
-  static index_t terms(const LayerSpec& L) {
-    const Pair ker = L.keys.pair("kernel");
-    return L.in_shape[1] / L.keys.integer("groups") * ker[0] * ker[1];
-  }
   static double macs(const LayerSpec& L, index_t n) {
+    const Pair ker = L.keys.pair("kernel");
     return static_cast<double>(L.out_shape.numel()) * static_cast<double>(n) *
-           static_cast<double>(terms(L));
+           static_cast<double>(L.in_shape[1] / L.keys.integer("groups") * ker[0] * ker[1]);
   }
 };
 
@@ -244,10 +240,9 @@ struct LinearLayer {
     return L.in_shape[1] + 1 + L.out_shape[1] + n;
   }
 
-  static index_t terms(const LayerSpec& L) { return L.in_shape[1]; }
   static double macs(const LayerSpec& L, index_t n) {
     return static_cast<double>(L.out_shape.numel()) * static_cast<double>(n) *
-           static_cast<double>(terms(L));
+           static_cast<double>(L.in_shape[1]);
   }
 };
 
@@ -257,7 +252,6 @@ struct ElementwiseLayer {
   static constexpr std::string_view param_prefix = "";
   static constexpr std::array<KeySpec, 0> keys{};
   static Shape infer(const Keys&, const Shape& in, std::vector<ParamDecl>&) { return in; }
-  static index_t terms(const LayerSpec&) { return 1; }
   static double macs(const LayerSpec& L, index_t n) {
     return static_cast<double>(L.in_shape.numel()) * static_cast<double>(n);
   }
@@ -345,10 +339,6 @@ struct PoolLayer {
   }};
   static Pool2dParams pool_params(const Keys& k) {
     return Pool2dParams{k.pair("kernel"), k.pair("stride"), k.pair("pad")};
-  }
-  static index_t terms(const LayerSpec& L) {
-    const Pair k = L.keys.pair("kernel");
-    return k[0] * k[1];
   }
   static double macs(const LayerSpec& L, index_t n) {
     return static_cast<double>(L.in_shape.numel()) * static_cast<double>(n);
@@ -439,7 +429,6 @@ struct FlattenLayer {
     return d.reshaped(m.a.shape());
   }
   static index_t reduction_length(const LayerSpec&, index_t) { return 0; }
-  static index_t terms(const LayerSpec&) { return 1; }
   static double macs(const LayerSpec& L, index_t n) {
     return static_cast<double>(L.in_shape.numel()) * static_cast<double>(n);
   }
