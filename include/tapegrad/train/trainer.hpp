@@ -81,9 +81,12 @@ class Trainer {
   index_t batch_size() const { return batch_; }
   index_t steps_per_epoch() const { return per_epoch_; }
   index_t epoch() const { return steps_ / per_epoch_; }
-  // The generator of the current epoch's order, after drawing it (saved in checkpoints as a
-  // consistency check: a resumed run must regenerate the same state).
-  std::string data_rng_state() const { return order_rng_state_; }
+  // The generator of the order of the epoch the next step draws from, after drawing it (saved
+  // in checkpoints as a consistency check: a resumed run must regenerate the same state).
+  std::string data_rng_state() {
+    if (order_epoch_ != epoch()) make_order(epoch());
+    return order_rng_state_;
+  }
 
   // Continue after `steps` steps (a resumed checkpoint): sets the step count and regenerates
   // the epoch's data order. The caller restores parameters and optimizer state.
