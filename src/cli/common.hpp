@@ -39,5 +39,6 @@ void register_ref(CLI::App& app, Action& run);
 void register_compare(CLI::App& app, Action& run);
 void register_check(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
+void register_train(CLI::App& app, Action& run);
 
 }  // namespace tapegrad::cli

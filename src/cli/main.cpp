@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   register_compare(app, run);
   register_check(app, run);
   register_bench(app, run);
+  register_train(app, run);
   try {
     if (const auto sub = unknown_subcommand(argc, argv, app))
       return error("unknown command " + quote(*sub) + "; expected one of " +
