@@ -1,17 +1,29 @@
 // The exact engine (kernels/exact.hpp): its error-free transformations and decisions on values
-// whose rounding is known by hand.
+// whose rounding is known by hand, and every exact kernel against its reference twin run on
+// f50 tensors and rounded once by io::round_to_double / round_to_float -- bit for bit, with the
+// fallback counted where the fast path cannot decide.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "kernels/exact_sum.hpp"  // the accumulator's internals (src/kernels)
+#include "tapegrad/io/npy.hpp"
+#include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
+#include "tapegrad/kernels/conv2d_ref.hpp"
 
 namespace tapegrad {
 namespace {
 
+using exact::AbsSumUp;
+using exact::Nearest;
+using exact::Precise;
+using exact::Stats;
 namespace d = exact::detail;
 
 constexpr double inf = std::numeric_limits<double>::infinity();
@@ -205,6 +217,245 @@ TEST(ExactScale, exactUnlessATensorSpansMoreThanDoubleCanHold) {
     wide.add(v);
   EXPECT_FALSE(d::choose_scale(wide, b, d::Range{}, 10).ok);
   EXPECT_FALSE(d::choose_scale_sum(wide, 10).ok);
+}
+
+// ---------------------------------------------------------------- kernels against the reference
+
+template <class T>
+bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+}
+
+// The reference result rounded once, as `tapegrad ref --engine f50` writes it.
+template <class T>
+Tensor<T> rounded(const Tensor<f50>& t) {
+  return map(t, [](const f50& v) {
+    if constexpr (std::is_same_v<T, float>) {
+      return io::round_to_float(v);
+    } else {
+      return io::round_to_double(v);
+    }
+  });
+}
+
+Tensor<double> random_tensor(const Shape& s, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  Tensor<double> t(s);
+  for (auto& v : t) v = dist(rng);
+  return t;
+}
+
+// Where the element differs, for the failure message.
+template <class T>
+std::string first_difference(const Tensor<T>& a, const Tensor<T>& b) {
+  for (index_t i = 0; i < a.numel(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0)
+      return "element " + std::to_string(i) + ": " + std::to_string(double(a[i])) + " vs " +
+             std::to_string(double(b[i]));
+  return "none";
+}
+
+#define EXPECT_SAME_BITS(a, b) EXPECT_TRUE(same_bits(a, b)) << first_difference(a, b)
+
+struct ConvCase {
+  Shape x, w;
+  Conv2dParams prm;
+  bool bias;
+};
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {{2, 3, 7, 7}, {4, 3, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}, true},
+      {{2, 4, 9, 8}, {6, 2, 3, 2}, {{2, 3}, {1, 2}, {2, 1}, 2}, true},  // strides, groups
+      {{1, 6, 11, 13}, {6, 1, 3, 3}, {{2, 2}, {0, 1}, {1, 2}, 6}, false},  // depthwise, dilated
+      {{3, 2, 5, 5}, {2, 2, 5, 5}, {{1, 1}, {2, 2}, {1, 1}, 1}, true},  // kernel = padded input
+      {{1, 2, 5, 9}, {3, 2, 1, 3}, {{4, 1}, {0, 4}, {1, 3}, 1}, false},  // pad wider than kernel
+      {{1, 3, 17, 19}, {5, 3, 7, 7}, {{2, 2}, {3, 3}, {1, 1}, 1}, true},  // ragged tiles
+  };
+}
+
+template <class T>
+void conv_all_directions_match(const ConvCase& c) {
+  const Shape bs{c.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(c.x, c.w, c.bias ? &bs : nullptr, c.prm);
+  const Tensor<double> x = random_tensor(g.x_shape(), 1), w = random_tensor(g.w_shape(), 2),
+                       b = random_tensor(g.b_shape(), 3), dy = random_tensor(g.y_shape(), 4);
+  const Tensor<f50> x5 = x.cast<f50>(), w5 = w.cast<f50>(), b5 = b.cast<f50>(),
+                    dy5 = dy.cast<f50>();
+  const Tensor<double>* bp = c.bias ? &b : nullptr;
+  const Tensor<f50>* bp5 = c.bias ? &b5 : nullptr;
+  Stats st;
+  EXPECT_SAME_BITS(exact::conv2d_forward<Nearest<T>>(g, x, w, bp, &st),
+                   rounded<T>(ref::conv2d_forward(g, x5, w5, bp5)));
+  EXPECT_SAME_BITS(exact::conv2d_backward_data<Nearest<T>>(g, dy, w, &st),
+                   rounded<T>(ref::conv2d_backward_data(g, dy5, w5)));
+  EXPECT_SAME_BITS(exact::conv2d_backward_weights<Nearest<T>>(g, x, dy, &st),
+                   rounded<T>(ref::conv2d_backward_weights(g, x5, dy5)));
+  EXPECT_SAME_BITS(exact::conv2d_backward_bias<Nearest<T>>(g, dy, &st),
+                   rounded<T>(ref::conv2d_backward_bias(g, dy5)));
+  EXPECT_EQ(st.elements, g.y_shape().numel() + g.x_shape().numel() + g.w_shape().numel() + g.k);
+  // Random data in [-1, 1) leaves no element within beta (~2^-80 S) of a rounding boundary.
+  EXPECT_EQ(st.fallbacks, 0);
+}
+
+TEST(ExactConv2d, everyDirectionEqualsTheReferenceRoundedOnceInDouble) {
+  for (const ConvCase& c : conv_cases()) conv_all_directions_match<double>(c);
+}
+TEST(ExactConv2d, everyDirectionEqualsTheReferenceRoundedOnceInFloat) {
+  for (const ConvCase& c : conv_cases()) conv_all_directions_match<float>(c);
+}
+
+// The headline case where the reference is not the correctly rounded exact sum: the terms 1,
+// 2^-53, 2^-300 (a 1x1 conv over 3 channels with unit weights). E = 1 + 2^-53 + 2^-300 rounds
+// up to 1 + 2^-52; F drops 2^-300 (below the 168th bit of the partial sum), lands on the
+// midpoint 1 + 2^-53 and rounds to even, 1. The fast path cannot decide it (beta straddles
+// the midpoint) and the fallback gives F's bits.
+TEST(ExactConv2d, fallsBackAndGivesTheReferenceBitsWhereTheyDifferFromExact) {
+  const Conv2dGeom g = make_conv2d_geom({1, 3, 1, 1}, {1, 3, 1, 1}, nullptr, {});
+  const Tensor<double> x({1, 3, 1, 1}, {1.0, 0x1p-53, 0x1p-300}), w({1, 3, 1, 1}, 1.0);
+  Stats st;
+  const Tensor<double> y = exact::conv2d_forward<Nearest<double>>(g, x, w, nullptr, &st);
+  EXPECT_EQ(y[0], 1.0);
+  EXPECT_EQ(st.fallbacks, 1);
+  EXPECT_EQ(io::round_to_double(ref::conv2d_forward(g, x.cast<f50>(), w.cast<f50>(), nullptr)[0]),
+            1.0);
+  // Precise is the double-double value, within beta (~2^-100 here) of E.
+  const Tensor<f50> p = exact::conv2d_forward<Precise>(g, x, w, nullptr);
+  EXPECT_LE(abs(p[0] - 1 - ldexp(f50(1), -53) - ldexp(f50(1), -300)), ldexp(f50(1), -100));
+}
+
+// Zeros. Terms that cancel exactly within 106 bits (3 - 3) are summed without a rounding (the
+// exactness certificate): E = F = 0, and the reference's zero is +0 (f50 adds like IEEE). All-
+// zero terms (-0 * -1 + 0 * -1) give +0 too. Neither falls back.
+// 1 + 2^-300 - 1 - 2^-300 is E = 0 but F = -2^-300: the reference rounds 1 + 2^-300 to 1.
+// The fast path cannot decide it and the fallback gives F's bits, -2^-300.
+TEST(ExactConv2d, zerosKeepTheReferenceSign) {
+  const Conv2dGeom g = make_conv2d_geom({1, 2, 1, 1}, {1, 2, 1, 1}, nullptr, {});
+  Stats st;
+  const Tensor<double> cancel = exact::conv2d_forward<Nearest<double>>(
+      g, Tensor<double>({1, 2, 1, 1}, {3.0, -3.0}), Tensor<double>({1, 2, 1, 1}, 1.0), nullptr,
+      &st);
+  EXPECT_EQ(cancel[0], 0.0);
+  EXPECT_FALSE(std::signbit(cancel[0]));
+  const Tensor<float> zeros = exact::conv2d_forward<Nearest<float>>(
+      g, Tensor<double>({1, 2, 1, 1}, {-0.0, 0.0}), Tensor<double>({1, 2, 1, 1}, -1.0), nullptr,
+      &st);
+  EXPECT_EQ(zeros[0], 0.0f);
+  EXPECT_FALSE(std::signbit(zeros[0]));
+  EXPECT_EQ(st.fallbacks, 0);
+  const Conv2dGeom g4 = make_conv2d_geom({1, 4, 1, 1}, {1, 4, 1, 1}, nullptr, {});
+  const Tensor<double> residue = exact::conv2d_forward<Nearest<double>>(
+      g4, Tensor<double>({1, 4, 1, 1}, {1.0, 0x1p-300, -1.0, -0x1p-300}),
+      Tensor<double>({1, 4, 1, 1}, 1.0), nullptr, &st);
+  EXPECT_EQ(residue[0], -0x1p-300);
+  EXPECT_EQ(st.fallbacks, 1);
+}
+
+// Inputs spread from the smallest subnormal to near the largest double cannot be scaled: every
+// element goes through the reference, and the bits still match.
+TEST(ExactConv2d, anUnscalableCallFallsBackEntirely) {
+  const Conv2dGeom g = make_conv2d_geom({1, 2, 3, 3}, {2, 2, 2, 2}, nullptr, {});
+  Tensor<double> x = random_tensor(g.x_shape(), 7);
+  x[0] = std::numeric_limits<double>::denorm_min();
+  x[1] = 1e300;
+  const Tensor<double> w = random_tensor(g.w_shape(), 8);
+  Stats st;
+  EXPECT_SAME_BITS(exact::conv2d_forward<Nearest<double>>(g, x, w, nullptr, &st),
+                   rounded<double>(ref::conv2d_forward(g, x.cast<f50>(), w.cast<f50>(), nullptr)));
+  EXPECT_EQ(st.fallbacks, g.y_shape().numel());
+  // Its abs sums are still upper bounds.
+  const Tensor<double> s = exact::conv2d_forward<AbsSumUp>(g, x, w, nullptr);
+  const Tensor<f50> s5 = ref::conv2d_forward(g, d::magnitudes(x).cast<f50>(),
+                                             d::magnitudes(w).cast<f50>(), nullptr);
+  for (index_t i = 0; i < s.numel(); ++i) EXPECT_GE(f50(s[i]), s5[i]) << i;
+}
+
+TEST(ExactConv2d, rejectsNonFiniteInputs) {
+  const Conv2dGeom g = make_conv2d_geom({1, 1, 2, 2}, {1, 1, 1, 1}, nullptr, {});
+  Tensor<double> x({1, 1, 2, 2}, 1.0);
+  x[3] = std::nan("");
+  EXPECT_THROW(exact::conv2d_forward<Nearest<double>>(g, x, Tensor<double>({1, 1, 1, 1}, 1.0),
+                                                      nullptr),
+               std::domain_error);
+}
+
+// S+ >= S = sum |terms| (the 50-digit reference on magnitudes, itself within 2^-160 of S, so
+// the comparison is made with 4 ulps of room: S+ must not exceed S by more, and must not be
+// below it by more than the reference's own error), for each direction.
+TEST(ExactConv2d, absSumsAreUpperBoundsWithinAFewUlps) {
+  const ConvCase c = conv_cases()[1];
+  const Shape bs{c.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(c.x, c.w, &bs, c.prm);
+  const Tensor<double> x = random_tensor(g.x_shape(), 1), w = random_tensor(g.w_shape(), 2),
+                       b = random_tensor(g.b_shape(), 3), dy = random_tensor(g.y_shape(), 4);
+  auto mag5 = [](const Tensor<double>& t) { return d::magnitudes(t).cast<f50>(); };
+  auto check = [](const Tensor<double>& up, const Tensor<f50>& s) {
+    for (index_t i = 0; i < up.numel(); ++i) {
+      if (s[i] == 0) {  // no terms (a dx element no window reaches): exactly 0
+        EXPECT_EQ(up[i], 0.0) << i;
+        continue;
+      }
+      const f50 rel = (f50(up[i]) - s[i]) / s[i];
+      EXPECT_GE(rel, -f50(1e-45)) << i;         // never below S (beyond the reference's error)
+      EXPECT_LE(rel, f50(4 * 0x1p-52)) << i;    // and within 4 ulps of it
+    }
+  };
+  const Tensor<f50> b5 = mag5(b);
+  check(exact::conv2d_forward<AbsSumUp>(g, x, w, &b),
+        ref::conv2d_forward(g, mag5(x), mag5(w), &b5));
+  check(exact::conv2d_backward_data<AbsSumUp>(g, dy, w),
+        ref::conv2d_backward_data(g, mag5(dy), mag5(w)));
+  check(exact::conv2d_backward_weights<AbsSumUp>(g, x, dy),
+        ref::conv2d_backward_weights(g, mag5(x), mag5(dy)));
+  check(exact::conv2d_backward_bias<AbsSumUp>(g, dy), ref::conv2d_backward_bias(g, mag5(dy)));
+}
+
+// Precise is within beta of the exact value: here |Precise - F| <= 2^-70 S per element (beta
+// is about n^2 2^-106 S with n <= 300 terms; F is within 2^-160 S of exact).
+TEST(ExactConv2d, preciseValuesAreWithinTheBound) {
+  const ConvCase c = conv_cases()[0];
+  const Shape bs{c.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(c.x, c.w, &bs, c.prm);
+  const Tensor<double> x = random_tensor(g.x_shape(), 1), w = random_tensor(g.w_shape(), 2),
+                       b = random_tensor(g.b_shape(), 3);
+  const Tensor<f50> p = exact::conv2d_forward<Precise>(g, x, w, &b);
+  const Tensor<f50> b5 = b.cast<f50>(), ab5 = d::magnitudes(b).cast<f50>();
+  const Tensor<f50> f = ref::conv2d_forward(g, x.cast<f50>(), w.cast<f50>(), &b5);
+  const Tensor<f50> s = ref::conv2d_forward(g, d::magnitudes(x).cast<f50>(),
+                                            d::magnitudes(w).cast<f50>(), &ab5);
+  for (index_t i = 0; i < p.numel(); ++i) EXPECT_LE(abs(p[i] - f[i]), s[i] * ldexp(f50(1), -70));
+}
+
+// 1, 2 and 3 threads give the same bits and the same fallback count (big enough for every
+// thread to own tiles). Image 0 is zero but for x[0,c,0,0] = 1, 2^-53, 2^-300 (c = 0, 1, 2):
+// with unit weights the four outputs y[0,k,0..1,0..1] whose windows hold (0,0) are the midpoint
+// case of fallsBackAndGivesTheReferenceBitsWhereTheyDifferFromExact, so 8*4 elements fall back.
+TEST(ExactConv2d, bitsAndFallbacksDoNotDependOnTheThreadCount) {
+  const Conv2dGeom g = make_conv2d_geom({2, 8, 12, 12}, {8, 8, 3, 3}, nullptr,
+                                        {{1, 1}, {1, 1}, {1, 1}, 1});
+  Tensor<double> x = random_tensor(g.x_shape(), 11);
+  const Tensor<double> w(g.w_shape(), 1.0);
+  for (index_t i = 0; i < 8 * 12 * 12; ++i) x[i] = 0;
+  x(0, 0, 0, 0) = 1.0, x(0, 1, 0, 0) = 0x1p-53, x(0, 2, 0, 0) = 0x1p-300;
+  const Tensor<double> dy = random_tensor(g.y_shape(), 12);
+  const int saved = omp_get_max_threads();
+  std::vector<Tensor<double>> outs;
+  std::vector<index_t> fallbacks;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    Stats st;
+    outs.push_back(exact::conv2d_forward<Nearest<double>>(g, x, w, nullptr, &st));
+    outs.push_back(exact::conv2d_backward_data<Nearest<double>>(g, dy, w, &st));
+    outs.push_back(exact::conv2d_backward_weights<Nearest<double>>(g, x, dy, &st));
+    fallbacks.push_back(st.fallbacks);
+  }
+  omp_set_num_threads(saved);
+  for (std::size_t i = 3; i < outs.size(); ++i) EXPECT_SAME_BITS(outs[i], outs[i % 3]);
+  EXPECT_GE(fallbacks[0], 32);
+  EXPECT_EQ(fallbacks[1], fallbacks[0]);
+  EXPECT_EQ(fallbacks[2], fallbacks[0]);
 }
 
 }  // namespace
