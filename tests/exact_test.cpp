@@ -16,6 +16,10 @@
 #include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/kernels/linear_exact.hpp"
+#include "tapegrad/kernels/linear_ref.hpp"
+#include "tapegrad/kernels/pool_exact.hpp"
+#include "tapegrad/kernels/pool_ref.hpp"
 
 namespace tapegrad {
 namespace {
@@ -456,6 +460,77 @@ TEST(ExactConv2d, bitsAndFallbacksDoNotDependOnTheThreadCount) {
   EXPECT_GE(fallbacks[0], 32);
   EXPECT_EQ(fallbacks[1], fallbacks[0]);
   EXPECT_EQ(fallbacks[2], fallbacks[0]);
+}
+
+// ---------------------------------------------------------------- linear, avg_pool2d
+
+template <class T>
+void linear_matches(index_t n, index_t in, index_t out, bool bias) {
+  const Shape xs{n, in}, ws{out, in}, bs{out};
+  const LinearGeom g = make_linear_geom(xs, ws, bias ? &bs : nullptr);
+  const Tensor<double> x = random_tensor(xs, 1), w = random_tensor(ws, 2), b = random_tensor(bs, 3),
+                       dy = random_tensor(g.y_shape(), 4);
+  const Tensor<f50> x5 = x.cast<f50>(), w5 = w.cast<f50>(), b5 = b.cast<f50>(),
+                    dy5 = dy.cast<f50>();
+  Stats st;
+  EXPECT_SAME_BITS(exact::linear_forward<Nearest<T>>(g, x, w, bias ? &b : nullptr, &st),
+                   rounded<T>(ref::linear_forward(g, x5, w5, bias ? &b5 : nullptr)));
+  EXPECT_SAME_BITS(exact::linear_backward_data<Nearest<T>>(g, dy, w, &st),
+                   rounded<T>(ref::linear_backward_data(g, dy5, w5)));
+  EXPECT_SAME_BITS(exact::linear_backward_weights<Nearest<T>>(g, x, dy, &st),
+                   rounded<T>(ref::linear_backward_weights(g, x5, dy5)));
+  EXPECT_SAME_BITS(exact::linear_backward_bias<Nearest<T>>(g, dy, &st),
+                   rounded<T>(ref::linear_backward_bias(g, dy5)));
+  EXPECT_EQ(st.fallbacks, 0);
+}
+
+// db = sum_n dy: 1 + 2^-53 is exactly the midpoint between 1 and 1 + 2^-52. The terms are
+// summed without a rounding (the exactness certificate), so the tie is decided -- to even, 1,
+// as the reference does -- with no fallback.
+TEST(ExactLinear, exactMidpointsAreDecidedWithoutFallback) {
+  const Shape xs{2, 1}, ws{1, 1}, bs{1};
+  const LinearGeom g = make_linear_geom(xs, ws, &bs);
+  Stats st;
+  const Tensor<double> db =
+      exact::linear_backward_bias<Nearest<double>>(g, Tensor<double>({2, 1}, {1.0, 0x1p-53}), &st);
+  EXPECT_EQ(db[0], 1.0);
+  EXPECT_EQ(st.fallbacks, 0);
+}
+
+TEST(ExactLinear, everyDirectionEqualsTheReferenceRoundedOnce) {
+  linear_matches<double>(3, 7, 5, true);
+  linear_matches<double>(1, 1, 1, false);
+  linear_matches<float>(9, 33, 19, true);
+  linear_matches<double>(17, 130, 3, true);
+}
+
+template <class T>
+void avg_pool_matches(const Shape& xs, const Pool2dParams& prm) {
+  const Pool2dGeom g = make_pool2d_geom(xs, prm, "avg_pool2d");
+  const Tensor<double> x = random_tensor(xs, 5), dy = random_tensor(g.y_shape(), 6);
+  Stats st;
+  EXPECT_SAME_BITS(exact::avg_pool2d_forward<Nearest<T>>(g, x, &st),
+                   rounded<T>(ref::avg_pool2d_forward(g, x.cast<f50>())));
+  EXPECT_SAME_BITS(exact::avg_pool2d_backward<Nearest<T>>(g, dy, &st),
+                   rounded<T>(ref::avg_pool2d_backward(g, dy.cast<f50>())));
+  EXPECT_EQ(st.fallbacks, 0);
+}
+
+TEST(ExactAvgPool2d, forwardAndBackwardEqualTheReferenceRoundedOnce) {
+  avg_pool_matches<double>({2, 3, 8, 8}, {{2, 2}, {2, 2}, {0, 0}});
+  avg_pool_matches<double>({1, 2, 9, 7}, {{3, 3}, {2, 1}, {1, 1}});  // divisor 9, overlapping
+  avg_pool_matches<float>({2, 2, 10, 11}, {{3, 2}, {3, 2}, {1, 1}});
+}
+
+// avg_pool2d over {1, 2^-53, 2^-300, 0} (divisor 4): as for conv2d, F is 1/4 and E rounds to
+// (1 + 2^-52)/4; the fallback gives F's bits.
+TEST(ExactAvgPool2d, fallsBackOnTheMidpointCase) {
+  const Pool2dGeom g = make_pool2d_geom({1, 1, 2, 2}, {{2, 2}, {2, 2}, {0, 0}}, "avg_pool2d");
+  Stats st;
+  const Tensor<double> y = exact::avg_pool2d_forward<Nearest<double>>(
+      g, Tensor<double>({1, 1, 2, 2}, {1.0, 0x1p-53, 0x1p-300, 0.0}), &st);
+  EXPECT_EQ(y[0], 0.25);
+  EXPECT_EQ(st.fallbacks, 1);
 }
 
 }  // namespace
