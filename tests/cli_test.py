@@ -180,7 +180,7 @@ def main():
             x[1, 2] = np.nan
             xn = save('xn.npy', x)
             expect_bad_input(run('ref', 'relu', '--x', xn, '--out', path('o10')),
-                             xn + ': element [1,2] is nan', path('o10'))
+                             "'" + xn + "': element [1,2] is nan", path('o10'))
             x[1, 2] = -np.inf
             expect_bad_input(run('ref', 'relu', '--x', save('xinf.npy', x), '--out', path('o10')),
                              'is -inf', path('o10'))

@@ -13,7 +13,7 @@
 
 #include "common.hpp"
 #include "tapegrad/gradcheck/fourway.hpp"
-#include "tapegrad/layers/spec.hpp"
+#include "tapegrad/net/spec.hpp"
 
 namespace tapegrad::cli {
 
