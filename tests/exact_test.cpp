@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include "kernels/exact_sum.hpp"  // the accumulator's internals (src/kernels)
@@ -20,6 +19,7 @@
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/kernels/pool_exact.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
+#include "tapegrad/random.hpp"
 
 namespace tapegrad {
 namespace {
@@ -243,12 +243,9 @@ Tensor<T> rounded(const Tensor<f50>& t) {
   });
 }
 
-Tensor<double> random_tensor(const Shape& s, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  Tensor<double> t(s);
-  for (auto& v : t) v = dist(rng);
-  return t;
+Tensor<double> random_tensor(const Shape& s, std::uint64_t seed) {
+  Rng rng(seed);
+  return uniform_tensor<double>(s, rng, -1, 1);
 }
 
 // Where the element differs, for the failure message.
@@ -374,6 +371,22 @@ TEST(ExactConv2d, anUnscalableCallFallsBackEntirely) {
   const Tensor<f50> s5 = ref::conv2d_forward(g, d::magnitudes(x).cast<f50>(),
                                              d::magnitudes(w).cast<f50>(), nullptr);
   for (index_t i = 0; i < s.numel(); ++i) EXPECT_GE(f50(s[i]), s5[i]) << i;
+}
+
+// x all zero: every product is 0 whatever w holds, and only the bias 2^-300 is left, far below
+// the scale the products would set. Nothing may overflow on the way (a 1 in w scaled for the
+// bias alone would): y = 2^-300 with no fallback, S+ = 2^-300 rounded up (beta > 0 rounds it one
+// ulp up at most).
+TEST(ExactConv2d, anAllZeroInputLeavesTheBiasAlone) {
+  const Shape bs{1};
+  const Conv2dGeom g = make_conv2d_geom({1, 1, 1, 1}, {1, 1, 1, 1}, &bs, {});
+  const Tensor<double> x({1, 1, 1, 1}, 0.0), w({1, 1, 1, 1}, 1.0), b({1}, 0x1p-300);
+  Stats st;
+  EXPECT_EQ(exact::conv2d_forward<Nearest<double>>(g, x, w, &b, &st)[0], 0x1p-300);
+  EXPECT_EQ(st.fallbacks, 0);
+  const double s = exact::conv2d_forward<AbsSumUp>(g, x, w, &b)[0];
+  EXPECT_GE(s, 0x1p-300);
+  EXPECT_LE(s, std::nextafter(0x1p-300, inf));
 }
 
 TEST(ExactConv2d, rejectsNonFiniteInputs) {
@@ -520,6 +533,18 @@ TEST(ExactAvgPool2d, forwardAndBackwardEqualTheReferenceRoundedOnce) {
   avg_pool_matches<double>({2, 3, 8, 8}, {{2, 2}, {2, 2}, {0, 0}});
   avg_pool_matches<double>({1, 2, 9, 7}, {{3, 3}, {2, 1}, {1, 1}});  // divisor 9, overlapping
   avg_pool_matches<float>({2, 2, 10, 11}, {{3, 2}, {3, 2}, {1, 1}});
+}
+
+// The mean of 1, 1, 1 + 3*2^-24 over a window of 3 is exactly 1 + 2^-24, the float midpoint of 1
+// and 1 + 2^-23: the sum is exact (certificate) and so is its division by 3, so the tie is
+// decided -- to even, 1 -- with no fallback.
+TEST(ExactAvgPool2d, anExactQuotientKeepsTiesDecidable) {
+  const Pool2dGeom g = make_pool2d_geom({1, 1, 1, 3}, {{1, 3}, {1, 3}, {0, 0}}, "avg_pool2d");
+  Stats st;
+  const Tensor<float> y = exact::avg_pool2d_forward<Nearest<float>>(
+      g, Tensor<double>({1, 1, 1, 3}, {1.0, 1.0, 1 + 3 * 0x1p-24}), &st);
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(st.fallbacks, 0);
 }
 
 // avg_pool2d over {1, 2^-53, 2^-300, 0} (divisor 4): as for conv2d, F is 1/4 and E rounds to

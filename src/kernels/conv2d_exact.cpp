@@ -83,7 +83,7 @@ void forward_run(const Conv2dGeom& g, const Tensor<double>& x, const Tensor<doub
     for (index_t k = 0; k < g.k; ++k) bias[k] = scaled((*b)[k], sc.sigma, abs);
 
   const index_t tiles = g.n * groups * g.p * qt;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(count, n_terms))
   {
     std::vector<const double*> src(static_cast<std::size_t>(nt));
     std::vector<Raw> tile(static_cast<std::size_t>(mo * width));
@@ -142,7 +142,7 @@ void backward_data_run(const Conv2dGeom& g, const Tensor<double>& dy, const Tens
     }
 
   const index_t tiles = g.n * groups * g.h * wt;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(count, nt))
   {
     std::vector<const double*> src(static_cast<std::size_t>(nt));
     std::vector<Raw> tile(static_cast<std::size_t>(mo * width));
@@ -190,7 +190,7 @@ void backward_weights_run(const Conv2dGeom& g, const Tensor<double>& x, const Te
   const index_t au = g.k * g.p * qp, av = qp;
   const index_t bu = g.c * img.plane_stride(), bv = sh * img.row_stride();
   const index_t kbn = ceil_div(kg, mi), jbn = ceil_div(crs, nj), tiles = groups * jbn * kbn;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(count, n_terms))
   {
     std::vector<Raw> out(static_cast<std::size_t>(mi * nj));
     std::vector<const double*> a(static_cast<std::size_t>(mi)), bp(static_cast<std::size_t>(nj));
@@ -228,7 +228,7 @@ void backward_bias_run(const Conv2dGeom& g, const Tensor<double>& dy, Sink& sink
   const std::vector<double> dyr = padded_rows(dy.data(), g.n * g.k * g.p, g.q, qp, sc.sa, abs);
   const std::vector<double> ones(static_cast<std::size_t>(qp), 1.0);
   const index_t kbn = ceil_div(g.k, mi);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(g.k, n_terms))
   {
     std::vector<Raw> out(static_cast<std::size_t>(mi * nj));
     std::vector<const double*> a(static_cast<std::size_t>(mi)),

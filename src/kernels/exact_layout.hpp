@@ -14,6 +14,13 @@
 namespace tapegrad::exact::detail {
 
 inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Below this many terms (products summed, over all outputs) a call runs on the calling thread
+// only: a parallel region costs more than it saves. The bits are the same either way.
+constexpr double min_parallel_terms = 1 << 16;
+inline bool parallel_worth(index_t outputs, index_t terms_each) {
+  return static_cast<double>(outputs) * static_cast<double>(terms_each) >= min_parallel_terms;
+}
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 inline double scaled(double v, int shift, bool abs) {

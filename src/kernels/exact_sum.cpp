@@ -83,7 +83,7 @@ Scale choose_scale(const Range& a, const Range& b, const Range& c, index_t n) {
     sc.zero_exact = a.emin + b.emin + sc.sigma - 2 >= -1074;
     sc.kappa = a.lsb + b.lsb + sc.sigma;
   } else {
-    sc.sa = 0, sc.sb = sc.sigma;  // a or b is all zero: scaling zeros is exact
+    sc.sa = sc.sb = 0;  // a or b is all zero: every product is exactly 0, at any scale
     sc.kappa = std::numeric_limits<int>::max();
   }
   if (!c.empty()) {
@@ -249,6 +249,10 @@ void divide(double& h, double& l, double& beta, double d) {
   if (h != 0 && std::fabs(h) < 0x1p-900) beta = std::numeric_limits<double>::infinity();
   const double q = h / d;
   const double r = std::fma(-q, d, h);
+  if (r == 0 && l == 0) {  // the quotient is exact (so is the reference's): a tie stays decidable
+    h = q, beta /= d;
+    return;
+  }
   const double ql = (r + l) / d;
   beta = (beta + (std::fabs(r) + std::fabs(l) + std::fabs(ql)) * 0x1p-52 + 0x1p-1073) *
          (1 + 0x1p-50);
@@ -318,7 +322,7 @@ void Sink::put(index_t i, const Raw& raw) {
 }
 
 void put_all_reference(Sink& sink, index_t count) {
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (count * sink.n_terms >= 4096)
   for (index_t i = 0; i < count; ++i) sink.put_reference(i);
 }
 

@@ -89,7 +89,7 @@ struct Range {
 Range range_of(const double* v, index_t n, const char* what);
 
 // Terms a*b (a scaled by 2^sa, b by 2^sb) and extra terms c (scaled by 2^sigma, sigma =
-// sa + sb). ok: every scaled a and b is exact (otherwise the call falls back entirely).
+// sa + sb; when a or b is all zero, sa = sb = 0: the products are 0 at any scale). ok: every scaled a and b is exact (otherwise the call falls back entirely).
 // zero_exact: no nonzero scaled term rounds to zero, so a = 0 means every term is exactly 0.
 // kappa: 2^kappa divides every scaled term (the exactness certificate of Sink::put).
 struct Scale {

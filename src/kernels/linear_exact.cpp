@@ -58,7 +58,7 @@ void row_sweep(const Kernels& kk, index_t rows, index_t cols, index_t nt, Coef c
   std::vector<double> packed(static_cast<std::size_t>(mb * nt * mo), 0.0);
   for (index_t m = 0; m < rows; ++m)
     for (index_t t = 0; t < nt; ++t) packed[((m / mo) * nt + t) * mo + m % mo] = coef(m, t);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(rows * cols, nt))
   {
     std::vector<const double*> src(static_cast<std::size_t>(nt));
     std::vector<Raw> tile(static_cast<std::size_t>(mo * width));
@@ -88,7 +88,7 @@ void forward_run(const LinearGeom& g, const Tensor<double>& x, const Tensor<doub
   const std::vector<double> wr = padded_rows(w.data(), g.out, g.in, len, sc.sb, abs);
   const index_t mi = kk.dot_mi, nj = kk.dot_nj;
   const index_t nb = ceil_div(g.n, mi), ob = ceil_div(g.out, nj);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(g.n * g.out, len))
   {
     std::vector<Raw> out(static_cast<std::size_t>(mi * nj));
     std::vector<const double*> a(static_cast<std::size_t>(mi)), bp(static_cast<std::size_t>(nj));

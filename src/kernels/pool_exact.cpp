@@ -57,7 +57,7 @@ void forward_run(const Pool2dGeom& g, const Tensor<double>& x, Sink& sink, bool 
                                      qt * width + (kw - 1) / sw, sc.sa, abs);
   const std::vector<double> coef = first_row_ones(kk, nt);
   const index_t tiles = g.n * g.c * g.p * qt;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(count, nt))
   {
     std::vector<const double*> src(static_cast<std::size_t>(nt));
     std::vector<Raw> tile(static_cast<std::size_t>(kk.row_mo * width));
@@ -91,7 +91,7 @@ void backward_run(const Pool2dGeom& g, const Tensor<double>& dy, Sink& sink, boo
                                        g.h + ph + oh, wt * width + pw + ow, sc.sa, abs);
   const std::vector<double> coef = first_row_ones(kk, nt);
   const index_t tiles = g.n * g.c * g.h * wt;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth(count, nt))
   {
     std::vector<const double*> src(static_cast<std::size_t>(nt));
     std::vector<Raw> tile(static_cast<std::size_t>(kk.row_mo * width));
