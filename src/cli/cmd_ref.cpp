@@ -2,6 +2,10 @@
 // exactly to f50, validates with the geometry makers and check_* functions, runs the reference
 // kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
 // dw.npy, db.npy), each rounded ONCE from f50 to the output dtype.
+// Engines (--engine): `exact` (the default) computes conv2d, linear and avg_pool2d -- the ops
+// whose every output is a sum -- in the exact engine (kernels/exact.hpp): the same bits as the
+// 50-digit reference rounded once, from double inputs, and a count of the elements that needed
+// the 50-digit fallback. Every other op, and every op under `--engine f50`, runs as above.
 //
 // Order of work, so that bad input never leaves a file behind: parse options -> read and check
 // every input -> validate shapes -> compute everything -> create DIR -> write every output to a
@@ -12,15 +16,19 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <variant>
 
 #include "common.hpp"
 #include "tapegrad/io/atomic_file.hpp"
 #include "tapegrad/io/npy.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
 #include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/kernels/linear_exact.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/kernels/pool_exact.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
 
 namespace tapegrad::cli {
@@ -33,6 +41,7 @@ struct RefArgs {
   std::string op;
   std::string x, w, b, target, dy, out;
   std::string out_dtype = "float64";
+  std::string engine = "exact";
   std::string stride, pad, dilation, kernel;
   std::int64_t groups = 1;
   std::map<std::string, CLI::Option*> opts;  // "--w" -> option, to see which were given
@@ -68,20 +77,98 @@ std::string op_list() {
   return s;
 }
 
-// A float input as f50 (exact), rejecting int dtypes and NaN/Inf with the file named.
-Tensor<f50> read_float_input(const std::string& path, const std::string& what) {
+// A float input as T = f50 or double (exact either way), rejecting int dtypes and NaN/Inf with
+// the file named.
+template <class T = f50>
+Tensor<T> read_float_input(const std::string& path, const std::string& what) {
   const io::NpyArray a = io::read_npy(path);
   if (a.dtype == io::NpyDtype::i8)
     throw BadInput(path + ": " + what + " has dtype int64, expected float32 or float64");
   io::check_all_finite(a, path);
-  return io::to_tensor<f50>(a, path);
+  return io::to_tensor<T>(a, path);
 }
 
-// The results of one run: named output tensors in f50, plus a one-line description.
+// An output as computed: in f50 (rounded once when written), or already rounded once to the
+// output dtype by the exact engine.
+using Output = std::variant<Tensor<f50>, Tensor<float>, Tensor<double>>;
+
+// The results of one run: named outputs, a one-line description, the exact engine's counts.
 struct Results {
   std::string description;
-  std::vector<std::pair<std::string, Tensor<f50>>> outputs;  // ("y", y), ("dx", dx), ...
+  std::vector<std::pair<std::string, Output>> outputs;  // ("y", y), ("dx", dx), ...
+  std::optional<exact::Stats> exact;                    // set when the exact engine ran
 };
+
+// The geometries from the options, one place for both engines.
+Conv2dGeom conv2d_geom(const RefArgs& a, const Shape& x, const Shape& w, const Shape* b) {
+  Conv2dParams prm;
+  if (a.given("--stride")) prm.stride = parse_pair(a.stride, "--stride");
+  if (a.given("--pad")) prm.pad = parse_pair(a.pad, "--pad");
+  if (a.given("--dilation")) prm.dilation = parse_pair(a.dilation, "--dilation");
+  prm.groups = a.groups;
+  return make_conv2d_geom(x, w, b, prm);
+}
+Pool2dGeom pool2d_geom(const RefArgs& a, const Shape& x) {
+  Pool2dParams prm;
+  prm.kernel = parse_pair(a.kernel, "--kernel");
+  prm.stride = a.given("--stride") ? parse_pair(a.stride, "--stride") : prm.kernel;
+  prm.pad = a.given("--pad") ? parse_pair(a.pad, "--pad") : Pair{0, 0};
+  return make_pool2d_geom(x, prm, a.op);
+}
+
+bool uses_exact_engine(const RefArgs& a) {
+  return a.engine == "exact" && (a.op == "conv2d" || a.op == "linear" || a.op == "avg_pool2d");
+}
+
+// conv2d, linear, avg_pool2d in the exact engine, rounded once to Out (--out-dtype). Inputs are
+// read as double (exact for float32 and float64 files); dy's shape is checked before anything
+// is computed.
+template <class Out>
+Results compute_exact(const RefArgs& a) {
+  using Tag = exact::Nearest<Out>;
+  const std::string& op = a.op;
+  const Tensor<double> x = read_float_input<double>(a.x, "x");
+  std::optional<Tensor<double>> w, b, dy;
+  if (a.given("--w")) w = read_float_input<double>(a.w, "w");
+  if (a.given("--b")) b = read_float_input<double>(a.b, "b");
+  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy");
+  const Shape b_shape = b ? b->shape() : Shape{};
+  const Tensor<double>* bp = b ? &*b : nullptr;
+  Results r;
+  exact::Stats st;
+  auto check_dy = [&](const Shape& y) {
+    if (dy) check_shape(op, "dy", dy->shape(), y);
+  };
+  if (op == "conv2d") {
+    const Conv2dGeom g = conv2d_geom(a, x.shape(), w->shape(), b ? &b_shape : nullptr);
+    r.description = "conv2d: " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::conv2d_forward<Tag>(g, x, *w, bp, &st));
+    if (dy) {
+      r.outputs.emplace_back("dx", exact::conv2d_backward_data<Tag>(g, *dy, *w, &st));
+      r.outputs.emplace_back("dw", exact::conv2d_backward_weights<Tag>(g, x, *dy, &st));
+      if (b) r.outputs.emplace_back("db", exact::conv2d_backward_bias<Tag>(g, *dy, &st));
+    }
+  } else if (op == "linear") {
+    const LinearGeom g = make_linear_geom(x.shape(), w->shape(), b ? &b_shape : nullptr);
+    r.description = "linear: " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::linear_forward<Tag>(g, x, *w, bp, &st));
+    if (dy) {
+      r.outputs.emplace_back("dx", exact::linear_backward_data<Tag>(g, *dy, *w, &st));
+      r.outputs.emplace_back("dw", exact::linear_backward_weights<Tag>(g, x, *dy, &st));
+      if (b) r.outputs.emplace_back("db", exact::linear_backward_bias<Tag>(g, *dy, &st));
+    }
+  } else {  // avg_pool2d
+    const Pool2dGeom g = pool2d_geom(a, x.shape());
+    r.description = op + ": " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::avg_pool2d_forward<Tag>(g, x, &st));
+    if (dy) r.outputs.emplace_back("dx", exact::avg_pool2d_backward<Tag>(g, *dy, &st));
+  }
+  r.exact = st;
+  return r;
+}
 
 Results compute(const RefArgs& a) {
   const auto& table = op_table();
@@ -96,6 +183,10 @@ Results compute(const RefArgs& a) {
     if (!a.given(name) && spec.required.count(name))
       throw BadInput("ref " + a.op + ": " + name + " is required");
   }
+  if (a.engine != "exact" && a.engine != "f50")
+    throw BadInput("ref: --engine must be exact or f50, got '" + a.engine + "'");
+  if (uses_exact_engine(a))
+    return a.out_dtype == "float32" ? compute_exact<float>(a) : compute_exact<double>(a);
   const std::string& op = a.op;
 
   // Every input read and checked before any shape logic.
@@ -121,14 +212,12 @@ Results compute(const RefArgs& a) {
   auto grad = [&](const char* name, Tensor<f50> g) { r.outputs.emplace_back(name, std::move(g)); };
   r.description = op + ": x" + x.shape().str();
 
+  // y, once computed, for the VJPs that are written in terms of it.
+  auto y_of = [&]() -> const Tensor<f50>& { return std::get<Tensor<f50>>(r.outputs[0].second); };
+
   if (op == "conv2d") {
-    Conv2dParams prm;
-    if (a.given("--stride")) prm.stride = parse_pair(a.stride, "--stride");
-    if (a.given("--pad")) prm.pad = parse_pair(a.pad, "--pad");
-    if (a.given("--dilation")) prm.dilation = parse_pair(a.dilation, "--dilation");
-    prm.groups = a.groups;
     const Shape b_shape = b ? b->shape() : Shape{};
-    const Conv2dGeom g = make_conv2d_geom(x.shape(), w->shape(), b ? &b_shape : nullptr, prm);
+    const Conv2dGeom g = conv2d_geom(a, x.shape(), w->shape(), b ? &b_shape : nullptr);
     r.description = "conv2d: " + g.str();
     y_out(ref::conv2d_forward(g, x, *w, b ? &*b : nullptr));
     if (dy) {
@@ -151,29 +240,25 @@ Results compute(const RefArgs& a) {
     if (dy) grad("dx", ref::relu_backward(x, *dy));
   } else if (op == "sigmoid") {
     y_out(ref::sigmoid_forward(x));
-    if (dy) grad("dx", ref::sigmoid_backward(r.outputs[0].second, *dy));
+    if (dy) grad("dx", ref::sigmoid_backward(y_of(), *dy));
   } else if (op == "tanh") {
     y_out(ref::tanh_forward(x));
-    if (dy) grad("dx", ref::tanh_backward(r.outputs[0].second, *dy));
+    if (dy) grad("dx", ref::tanh_backward(y_of(), *dy));
   } else if (op == "softmax" || op == "log_softmax") {
     check_softmax(x.shape(), op);
     if (op == "softmax") {
       y_out(ref::softmax_forward(x));
-      if (dy) grad("dx", ref::softmax_backward(r.outputs[0].second, *dy));
+      if (dy) grad("dx", ref::softmax_backward(y_of(), *dy));
     } else {
       y_out(ref::log_softmax_forward(x));
-      if (dy) grad("dx", ref::log_softmax_backward(r.outputs[0].second, *dy));
+      if (dy) grad("dx", ref::log_softmax_backward(y_of(), *dy));
     }
   } else if (op == "flatten") {
     check_flatten(x.shape(), op);
     y_out(ref::flatten_forward(x));
     if (dy) grad("dx", ref::flatten_backward(x.shape(), *dy));
   } else if (op == "max_pool2d" || op == "avg_pool2d") {
-    Pool2dParams prm;
-    prm.kernel = parse_pair(a.kernel, "--kernel");
-    prm.stride = a.given("--stride") ? parse_pair(a.stride, "--stride") : prm.kernel;
-    prm.pad = a.given("--pad") ? parse_pair(a.pad, "--pad") : Pair{0, 0};
-    const Pool2dGeom g = make_pool2d_geom(x.shape(), prm, op);
+    const Pool2dGeom g = pool2d_geom(a, x.shape());
     r.description = op + ": " + g.str();
     if (op == "max_pool2d") {
       y_out(ref::max_pool2d_forward(g, x));
@@ -208,20 +293,28 @@ int run_ref(const RefArgs& a) {
 
   const Results r = compute(a);
 
-  // Round once from f50 to the output dtype, and encode, before touching the disk.
+  // Round once from f50 to the output dtype (the exact engine's outputs already are), and
+  // encode, before touching the disk.
   std::vector<std::pair<fs::path, std::string>> files;
-  for (const auto& [name, t] : r.outputs) {
+  for (const auto& [name, out] : r.outputs) {
     std::string bytes;
-    if (a.out_dtype == "float32") {
-      std::vector<float> v;
-      v.reserve(t.vec().size());
-      for (const f50& e : t) v.push_back(io::round_to_float(e));
-      bytes = io::encode_npy(t.shape(), v);
+    if (const auto* t = std::get_if<Tensor<f50>>(&out)) {
+      if (a.out_dtype == "float32") {
+        std::vector<float> v;
+        v.reserve(t->vec().size());
+        for (const f50& e : *t) v.push_back(io::round_to_float(e));
+        bytes = io::encode_npy(t->shape(), v);
+      } else {
+        std::vector<double> v;
+        v.reserve(t->vec().size());
+        for (const f50& e : *t) v.push_back(io::round_to_double(e));
+        bytes = io::encode_npy(t->shape(), v);
+      }
+    } else if (const auto* f = std::get_if<Tensor<float>>(&out)) {
+      bytes = io::encode_npy(f->shape(), f->vec());
     } else {
-      std::vector<double> v;
-      v.reserve(t.vec().size());
-      for (const f50& e : t) v.push_back(io::round_to_double(e));
-      bytes = io::encode_npy(t.shape(), v);
+      const auto& d = std::get<Tensor<double>>(out);
+      bytes = io::encode_npy(d.shape(), d.vec());
     }
     files.emplace_back(dir / (name + ".npy"), std::move(bytes));
   }
@@ -232,6 +325,13 @@ int run_ref(const RefArgs& a) {
   batch.commit();
 
   std::cout << r.description << "\n";
+  if (r.exact)
+    std::cout << "  engine exact: " << r.exact->elements << " elements, " << r.exact->fallbacks
+              << " through the 50-digit fallback\n";
+  else if (a.engine == "exact")
+    std::cout << "  engine f50 (the exact engine covers conv2d, linear and avg_pool2d)\n";
+  else
+    std::cout << "  engine f50\n";
   for (const auto& [path, bytes] : files) std::cout << "  wrote " << path.string() << "\n";
   return exit_ok;
 }
@@ -256,6 +356,9 @@ void register_ref(CLI::App& app, Action& run) {
       sub->add_option("--out", args->out, "Output directory (created if missing)")->required();
   o["--out-dtype"] = sub->add_option("--out-dtype", args->out_dtype,
                                      "float64 (default) or float32, rounded once from f50");
+  o["--engine"] = sub->add_option("--engine", args->engine,
+                                  "exact (default: conv2d, linear, avg_pool2d in the exact "
+                                  "engine, the same bits as f50) or f50 (the 50-digit reference)");
   o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
   o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
   o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
