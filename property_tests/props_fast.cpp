@@ -33,6 +33,19 @@ namespace {
 
 using T50 = Tensor<f50>;
 
+// " mb2ic3... in float (isa avx2)": where a failure happened. Appended piece by piece: the
+// `" " + std::string` chain trips GCC 12's false -Wrestrict at -O3 (GCC bug 105651).
+std::string where(const std::string& descriptor, const char* scalar, const std::string& isa) {
+  std::string s = " ";
+  s += descriptor;
+  s += " in ";
+  s += scalar;
+  s += " (isa ";
+  s += isa;
+  s += ')';
+  return s;
+}
+
 // The instruction sets this CPU runs (set_isa throws for the others), "best" last so that the
 // process is left in its default state.
 std::vector<std::string> available_isas() {
@@ -87,7 +100,7 @@ void fast_conv2d_within_bound() {
   FastState restore;
   for (const std::string& isa : available_isas()) {
     fast::set_isa(isa);
-    const std::string at = " " + c.descriptor() + " in " + ScalarTraits<T>::name + " (isa " + isa + ")";
+    const std::string at = where(c.descriptor(), ScalarTraits<T>::name, isa);
     PROPS_CHECK(judge("fast::conv2d_forward" + at, fast::conv2d_forward(g, x, w, bp).template cast<f50>(),
                       y_ex, y_tol));
     PROPS_CHECK(judge("fast::conv2d_backward_data" + at,
@@ -118,7 +131,7 @@ void fast_linear_within_bound() {
   FastState restore;
   for (const std::string& isa : available_isas()) {
     fast::set_isa(isa);
-    const std::string at = " " + g.descriptor() + " in " + ScalarTraits<T>::name + " (isa " + isa + ")";
+    const std::string at = where(g.descriptor(), ScalarTraits<T>::name, isa);
     PROPS_CHECK(judge("fast::linear_forward" + at,
                       fast::linear_forward(g, x, w, has_bias ? &b : nullptr).template cast<f50>(),
                       ref::linear_forward(g, x5, w5, has_bias ? &b5 : nullptr),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main demo: the four-way gradient check of the tutorial's network and of LeNet-5, then the
-# oracle on a bundled conv2d problem, then one fast kernel timed. Usage: scripts/demo.sh [BUILD_DIR]
+# A tour: the tutorial's experiment (the seed network trained on the synthetic set, its loss
+# falling, the plot written), the four-way gradient check of that network and of LeNet-5, the
+# oracle on a bundled conv2d problem, then one fast kernel timed.
+# Usage: scripts/demo.sh [BUILD_DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build/release}
@@ -9,6 +11,8 @@ tg=$build/tapegrad
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "tapegrad train --model seed   (the tutorial's experiment: 10,000 full-batch steps)"
+"$tg" train --model seed --out "$here/out/seed"
 step "tapegrad check --model seed   (the tutorial's network, four ways, double)"
 "$tg" check --model seed
 step "tapegrad check --model lenet5 --dtype float   (LeNet-5, four ways, float)"

@@ -3,16 +3,22 @@
 # Idempotent and non-interactive; as a normal user it uses sudo for apt-get.
 set -euo pipefail
 packages=(
-  g++ cmake ninja-build make git
+  g++ cmake ninja-build make git pkg-config
   libboost-dev            # Boost.Multiprecision (cpp_bin_float_50), header-only
   librapidcheck-dev       # property tests
   libgtest-dev libgmock-dev
   libbenchmark-dev        # Google Benchmark
   zlib1g-dev              # reading the .gz Fashion-MNIST files
+  libzip-dev              # .npz checkpoints and weights
+  zipcmp zipmerge ziptool # Debian's libzip CMake config checks that these tools exist
+  libplplot-dev plplot-driver-cairo   # training plots (svg, and png through cairo)
   libcli11-dev            # the command line
   nlohmann-json3-dev      # JSON output
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist/
   python3 python3-numpy   # the independent NumPy check of `tapegrad ref` (tests only)
+  clang                   # the fuzz and tsan presets (libFuzzer, ThreadSanitizer)
+  libclang-rt-14-dev      # clang's sanitizer runtimes and libFuzzer
+  libomp-14-dev           # LLVM's OpenMP runtime with Archer, for ThreadSanitizer
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -46,7 +46,8 @@ void append_hex_byte(std::string& out, unsigned char c) {
   out += buf;
 }
 
-std::string escape(std::string_view text, std::size_t max_bytes, bool quote) {
+std::string escape(std::string_view text, std::size_t max_bytes, bool quote,
+                   bool backslash = true) {
   const std::string_view shown = text.substr(0, std::min(text.size(), max_bytes));
   std::string out;
   out.reserve(shown.size() + 2);
@@ -55,7 +56,7 @@ std::string escape(std::string_view text, std::size_t max_bytes, bool quote) {
     const auto c = static_cast<unsigned char>(shown[i]);
     if (c < 0x80) {
       switch (c) {
-        case '\\': out += "\\\\"; break;
+        case '\\': out += backslash ? "\\\\" : "\\"; break;
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
@@ -101,6 +102,10 @@ std::string escape(std::string_view text, std::size_t max_bytes, bool quote) {
 
 std::string escape_text(std::string_view text, std::size_t max_bytes) {
   return escape(text, max_bytes, false);
+}
+
+std::string one_line(std::string_view message, std::size_t max_bytes) {
+  return escape(message, max_bytes, false, false);
 }
 
 std::string quote(std::string_view text, std::size_t max_bytes) {

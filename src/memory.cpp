@@ -188,6 +188,10 @@ void clear_max_memory() {
   m.value.reset();
 }
 
+Estimate::Estimate(std::string command) : command_(std::move(command)) {
+  add("the program itself", 1, program_bytes, "");
+}
+
 Estimate& Estimate::add(std::string what, std::uint64_t count, std::uint64_t bytes_each,
                         std::string cause) {
   const std::uint64_t b = mul_sat(count, bytes_each);
@@ -204,9 +208,10 @@ std::string size_text(std::uint64_t b) {
 
 std::string Estimate::describe() const {
   std::string s = command_ + ": needs an estimated " + size_text(total_);
+  // The largest part that comes from an argument (the program's baseline says nothing).
   const Part* big = nullptr;
   for (const Part& p : parts_)
-    if (!big || p.bytes > big->bytes) big = &p;
+    if (!p.cause.empty() && (!big || p.bytes > big->bytes)) big = &p;
   if (big) {
     s += " (the largest part is " + big->what + ", " + size_text(big->bytes);
     if (!big->cause.empty()) s += ", from " + big->cause;

@@ -40,6 +40,11 @@ std::string concat(const Parts&... parts) {
 // `max_bytes` bytes of the input are shown; longer text ends in "...(N bytes)".
 std::string escape_text(std::string_view text, std::size_t max_bytes = 4096);
 
+// The last guard of a whole message before it is printed: escapes what escape_text() escapes
+// except the backslash, so text that already went through quote() comes out unchanged while
+// text from elsewhere (a library's message quoting a user's argument raw) cannot break the line.
+std::string one_line(std::string_view message, std::size_t max_bytes = 16384);
+
 // escape_text() between single quotes, with ' escaped as \': the form every message uses for
 // user text, e.g.  ref: unknown op 'conv3d'   x.npy: unsupported dtype '<f2'.
 std::string quote(std::string_view text, std::size_t max_bytes = 4096);

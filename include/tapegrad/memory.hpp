@@ -18,7 +18,8 @@
 // refusal.
 //
 // Estimates are upper-bound-minded (what is live at the peak, plus the copies the command
-// makes), not exact; tests/cli_bad_input_test.py checks them against the measured peak RSS.
+// makes, plus a 16 MiB baseline for the program itself), not exact;
+// tests/cli_bad_input_test.py checks them against the peak memory measured.
 // Every count saturates at 2^64 - 1 bytes instead of overflowing.
 #pragma once
 
@@ -64,7 +65,9 @@ std::uint64_t add_sat(std::uint64_t a, std::uint64_t b);
 
 class Estimate {
  public:
-  explicit Estimate(std::string command) : command_(std::move(command)) {}
+  // Starts with the program's own baseline (code, libraries, stacks: program_bytes).
+  explicit Estimate(std::string command);
+  static constexpr std::uint64_t program_bytes = std::uint64_t{16} << 20;
 
   // `count` items of `bytes_each` bytes. `what` names them ("y [2,4,8,8] in 50 digits"),
   // `cause` is the argument they follow from ("--x 'x.npy'", "--batch 1000000000").

@@ -30,6 +30,15 @@ namespace tapegrad {
 
 using layers::Targets;
 
+// The class a row of logits predicts: its largest entry, the first one on ties.
+template <class T>
+index_t argmax_row(const Tensor<T>& z, index_t n) {
+  index_t best = 0;
+  for (index_t c = 1; c < z.size(1); ++c)
+    if (z(n, c) > z(n, best)) best = c;
+  return best;
+}
+
 // loss = sum_i (out_i - t_i)^2 / count, over every element (count: the elements)
 struct MseLoss {
   static constexpr std::string_view name = "mse";
@@ -151,12 +160,8 @@ struct CrossEntropyLoss {
   template <class T>
   static index_t correct(const Tensor<T>& out, const Targets<T>& t) {
     index_t ok = 0;
-    for (index_t n = 0; n < out.size(0); ++n) {
-      index_t best = 0;
-      for (index_t c = 1; c < out.size(1); ++c)
-        if (out(n, c) > out(n, best)) best = c;
-      ok += best == t.labels[static_cast<std::size_t>(n)] ? 1 : 0;
-    }
+    for (index_t n = 0; n < out.size(0); ++n)
+      ok += argmax_row(out, n) == t.labels[static_cast<std::size_t>(n)] ? 1 : 0;
     return ok;
   }
 };

@@ -1,0 +1,83 @@
+// Optimizers (train/optimizer.hpp) against values worked by hand.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "tapegrad/train/optimizer.hpp"
+
+using namespace tapegrad;
+using train::OptimConfig;
+using train::Optimizer;
+
+namespace {
+ParamSet<double> one_param(double w) {
+  ParamSet<double> ps;
+  ps.add("w", Tensor<double>(Shape{1}, {w}));
+  return ps;
+}
+}  // namespace
+
+TEST(Sgd, MomentumAndWeightDecayFollowPyTorchsUpdate) {
+  // lr 0.5, momentum 0.5, weight decay 0.25 (dyadic, so every step below is exact):
+  //   step 1: w = 1, g = 2:  d = 2 + 0.25*1 = 2.25;  buf = d = 2.25;  w = 1 - 0.5*2.25 = -0.125
+  //   step 2: g = 1:  d = 1 + 0.25*(-0.125) = 0.96875;  buf = 0.5*2.25 + 0.96875 = 2.09375;
+  //           w = -0.125 - 0.5*2.09375 = -1.171875
+  ParamSet<double> ps = one_param(1);
+  Optimizer<double> opt(OptimConfig{"sgd", 0.5, 0.5, 0.25}, ps);
+  ps[0].grad[0] = 2;
+  opt.step(ps);
+  EXPECT_EQ(ps[0].value[0], -0.125);
+  ps[0].grad[0] = 1;
+  opt.step(ps);
+  EXPECT_EQ(ps[0].value[0], -1.171875);
+  ASSERT_EQ(opt.state().size(), 1u);
+  EXPECT_EQ(opt.state()[0].name, "sgd.momentum.w");
+  EXPECT_EQ((*opt.state()[0].tensor)[0], 2.09375);
+  EXPECT_EQ(opt.steps(), 2);
+}
+
+TEST(Sgd, PlainStepIsLrTimesGradient) {
+  // No momentum, no decay: w = 3 - 0.25 * 4 = 2, and no state to save.
+  ParamSet<double> ps = one_param(3);
+  Optimizer<double> opt(OptimConfig{"sgd", 0.25}, ps);
+  ps[0].grad[0] = 4;
+  opt.step(ps);
+  EXPECT_EQ(ps[0].value[0], 2.0);
+  EXPECT_TRUE(opt.state().empty());
+}
+
+TEST(Adam, FirstStepMovesEveryWeightByTheLearningRate) {
+  // Step 1: m = (1-b1) g, v = (1-b2) g^2, so m / (1 - b1) = g and sqrt(v / (1 - b2)) = |g|:
+  // w moves by lr * g / (|g| + eps) = lr * sign(g) up to eps/|g| (1e-8 relative here) and
+  // rounding (a few ulps of lr), whatever the gradient's magnitude.
+  ParamSet<double> ps;
+  ps.add("w", Tensor<double>(Shape{3}, {1.0, -2.0, 0.5}));
+  Optimizer<double> opt(OptimConfig{"adam", 0.01}, ps);
+  ps[0].grad = Tensor<double>(Shape{3}, {3.0, -1e-3, 250.0});
+  opt.step(ps);
+  const double expect[3] = {1.0 - 0.01, -2.0 + 0.01, 0.5 - 0.01};
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(ps[0].value[i], expect[i], 0.01 * (1e-8 / 1e-3 + 1e-14)) << i;
+  // Step 2 with the same gradient 3 on w[0]: m = 0.9*0.3 + 0.1*3 = 0.57, v = 0.999*0.009 + 0.001*9
+  // = 0.017991; bias corrections 0.19 and 0.001999: m^ = 3, v^ = 9, so again exactly lr.
+  ps[0].grad = Tensor<double>(Shape{3}, {3.0, -1e-3, 250.0});
+  opt.step(ps);
+  // eps shortens each step by lr * eps / (3 + eps) ~ 3.3e-11; two steps, plus rounding:
+  EXPECT_NEAR(ps[0].value[0], 1.0 - 0.02, 1e-10);
+  ASSERT_EQ(opt.state().size(), 2u);
+  EXPECT_EQ(opt.state()[0].name, "adam.m.w");
+  EXPECT_NEAR((*opt.state()[0].tensor)[0], 0.57, 1e-15);
+  // 1 - 0.999 in double is 0.001 (1 + 8.9e-16), as in PyTorch (Python computes it in double):
+  // v carries that relative error, about 1.6e-17 here; allowed 2e-15 relative.
+  EXPECT_NEAR((*opt.state()[1].tensor)[0], 0.017991, 2e-15 * 0.017991);
+}
+
+TEST(Optimizer, BadHyperParametersAreRefused) {
+  ParamSet<double> ps = one_param(1);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"sgd", 0}, ps), std::invalid_argument);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"sgd", 0.1, 1.0}, ps), std::invalid_argument);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"sgd", 0.1, 0, -1}, ps), std::invalid_argument);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"rmsprop", 0.1}, ps), std::invalid_argument);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"adam", 0.1, 0.9}, ps), std::invalid_argument);
+  EXPECT_THROW(Optimizer<double>(OptimConfig{"sgd", NAN}, ps), std::invalid_argument);
+}
