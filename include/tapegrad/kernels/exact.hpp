@@ -26,9 +26,10 @@
 //     of their largest and smallest nonzero magnitudes, so that every scaled term is below
 //     2^(1014 - bitlength(n)) (no sum can overflow) and every scaled input is exactly
 //     representable (normal, or scaled up). Products then carry the factor 2^sigma, sigma =
-//     sa + sb, exactly. A bias is scaled by 2^sigma and may round, by at most eta (it is
-//     counted like a product below). A call whose inputs cannot be scaled exactly (a tensor
-//     spanning more than about 2^1500) computes every element through the fallback.
+//     sa + sb, exactly (an all-zero factor is not scaled: its products are 0 at any scale). A
+//     bias is scaled by 2^sigma and may round, by at most eta (it is counted like a product
+//     below). A call whose inputs cannot be scaled exactly (a tensor spanning more than about
+//     2^1500) computes every element through the fallback.
 //  2. Products. p = fl(a*b), e = fl(fma(a, b, -p)): p + e = a*b exactly when a*b - p has no
 //     bits below 2^-1074 (Boldo-Muller), and in every case |p + e - a*b| <= eta (the one
 //     rounding of fma, in the subnormal range). |e| <= u|p| + eta.
@@ -44,7 +45,15 @@
 //     each partial sum rounded with relative error <= 2^-167, and |partial sums| <= S
 //     (1 + tiny): |F - E| <= (n + 1) 2^-167 S (one more rounding for avg_pool2d's division).
 //  So beta = C1 a + C2 (constants of the problem size, rounded up; kernels/exact_sum.hpp
-//  make_bound) bounds BOTH |E - (s + c)| and |F - (s + c)|.
+//  make_bound) bounds BOTH |E - (s + c)| and |F - (s + c)|. avg_pool2d divides (s + c) by the
+//  window size d in double-double (q = fl(h/d), its remainder exact by fma), adding the two
+//  roundings of the low part to beta; F's division is one more 168-bit rounding.
+//  Exactness certificate. If every scaled term is a multiple of 2^kappa (kappa from the lowest
+//  set bits of the inputs) and a < 2^(kappa + 105 - bitlength(n + L + 2)), every TwoSum error
+//  and every fma error is a multiple of 2^kappa too and their sums stay below 2^(kappa + 53):
+//  each addition into c is exact, so s + c = E; and F's partial sums (multiples of 2^kappa
+//  below 2^(kappa + 106)) fit in 168 bits, so F = E. Then beta = 0 (also through an exact
+//  division: a zero remainder).
 //  5. Decision (round to nearest). (h, l) = TwoSum(s, c). The candidate Y is h unscaled and
 //     converted to T. Its rounding interval (the reals that round to Y) is (Y - hd, Y + hu),
 //     hd, hu half the gaps to its neighbours in T (at a power of two the gap below is half the
@@ -53,15 +62,19 @@
 //     strictly inside it -- checked with bounds that every rounding in the check can only make
 //     more pessimistic (all comparisons are against exactly representable limits, and
 //     rounding is monotone) -- then E and F both lie strictly inside it, so round_T(E) =
-//     round_T(F) = Y whatever the tie rule. Otherwise the element falls back.
+//     round_T(F) = Y whatever the tie rule. With beta = 0 the position of A = E = F relative to
+//     the interval is computed exactly (signs of sums of four doubles by TwoSum cascades), so
+//     an exact midpoint goes to the even neighbour, as IEEE and io::round_to_* do. Otherwise
+//     the element falls back.
 //  6. The edges. Overflow: Y = +-inf iff s + c - beta (in magnitude) is beyond max + ulp(max)/2
 //     (the IEEE threshold; ties go to inf). Zero: Y = +-0 needs |s + c| + beta below half the
 //     smallest subnormal of T AND |s + c| > beta, so that E and F have the sign of s + c, which
 //     is the sign io::round_to_* gives a nonzero value that rounds to zero. When every term is
 //     exactly zero (a = 0 and the scaling guarantees no nonzero product rounds to 0) E = 0 and
-//     F = +0 (f50 adds like IEEE: +0 + (+-0) = +0), so Y = +0; an exact cancellation of nonzero
-//     terms (E = 0, a > 0) falls back. Subnormal outputs are ordinary: the gaps of T's
-//     subnormals, scaled by 2^sigma, are exact doubles.
+//     F = +0 (f50 adds like IEEE: +0 + (+-0) = +0), so Y = +0; so is an exact cancellation under
+//     the certificate (E = F = 0); any other cancellation to zero falls back (F may then be a
+//     nonzero residue: 1 + 2^-300 - 1 - 2^-300 is -2^-300 in f50). Subnormal outputs are
+//     ordinary: the gaps of T's subnormals, scaled by 2^sigma, are exact doubles.
 //  7. Threads. A decided element is round_T(E) and a fallback element is round_T(F): both
 //     depend on the inputs alone, not on any summation order, so the output is bitwise the same
 //     for every thread count by construction. The tiles are fixed by the shape as well, so
@@ -74,7 +87,9 @@
 // conv, 2^-76 for the backward-weights of a ResNet layer, n = 25088), so an element falls back
 // only when its exact value lies within beta of a rounding boundary of T (probability about
 // 2 beta / ulp: ~1e-8 per double element at n = 576 when |E| ~ S/24, far less for float
-// outputs), or when its terms cancel exactly to zero, or when the call cannot be scaled.
+// outputs), when terms spanning more than ~100 bits cancel exactly to zero, or when the call
+// cannot be scaled. Exact midpoints (common in sums of a few doubles) are decided by the
+// certificate.
 // Adversarial inputs (midpoints plus tiny terms, cancellation to the last bit) are built to hit
 // exactly these cases; property_tests/exact_props.cpp does, and checks the bits still agree.
 #pragma once
