@@ -151,6 +151,8 @@ def main():
     ap.add_argument("--dtypes", default="float,double")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--dirs", default=",".join(DIRS))
+    ap.add_argument("--peers", default="onednn,pytorch",
+                    help="peers next to tapegrad: some of onednn,pytorch (or none)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=0.15,
                     help="approximate time of one peer's measurement")
@@ -169,6 +171,10 @@ def main():
     for t in dtypes:
         if t not in ("float", "double"):
             fail(f"--dtypes: unknown dtype '{t}', expected float and/or double")
+    want = [p for p in a.peers.split(",") if p and p != "none"]
+    for p in want:
+        if p not in ("onednn", "pytorch"):
+            fail(f"--peers: unknown peer '{p}', expected some of onednn,pytorch")
     if a.rounds < 1 or any(t < 1 for t in threads):
         fail("--rounds and --threads must be positive")
 
@@ -178,14 +184,17 @@ def main():
     peers = [Tapegrad(exe)]
     missing = []
     dnnl_exe = os.path.join(a.build, "bench", "conv2d_onednn")
-    if os.path.exists(dnnl_exe):
-        peers += [OneDnn(dnnl_exe, "blocked"), OneDnn(dnnl_exe, "nchw")]
-    else:
-        missing.append(f"oneDNN ({dnnl_exe} not built: install-deps.sh --bench, then reconfigure)")
-    try:
-        peers.append(Torch())
-    except ImportError:
-        missing.append("PyTorch (python3-torch not importable: install-deps.sh --bench)")
+    if "onednn" in want:
+        if os.path.exists(dnnl_exe):
+            peers += [OneDnn(dnnl_exe, "blocked"), OneDnn(dnnl_exe, "nchw")]
+        else:
+            missing.append(f"oneDNN ({dnnl_exe} not built: install-deps.sh --bench, then "
+                           "reconfigure)")
+    if "pytorch" in want:
+        try:
+            peers.append(Torch())
+        except ImportError:
+            missing.append("PyTorch (python3-torch not importable: install-deps.sh --bench)")
     peak_exe = os.path.join(a.build, "bench", "fma_peak")
     peak = run_json([peak_exe]) if os.path.exists(peak_exe) else None
 

@@ -1,7 +1,7 @@
 // tapegrad bench: times one kernel on one shape and thread count, prints median ms and GFLOP/s.
 //   tapegrad bench conv2d --shape N,C,H,W,K,R,S,stride,pad [--dir fwd|bwd_data|bwd_weights]
 //                         [--dtype float|double] [--threads T] [--impl fast|ref] [--repeat R]
-//                         [--isa best|avx512|avx2|generic] [--json]
+//                         [--isa best|avx512|avx2|generic] [--tier auto|pixels|batch] [--json]
 #include <omp.h>
 
 #include <algorithm>
@@ -29,6 +29,7 @@ struct BenchOptions {
   std::string dtype = "float";
   std::string impl = "fast";
   std::string isa = "best";
+  std::string tier = "auto";
   int threads = 0;  // 0: OpenMP's default
   int repeat = 5;
   bool json = false;
@@ -127,8 +128,15 @@ int run_bench(const BenchOptions& o) {
     throw BadInput("bench: --threads must be positive, got " + std::to_string(o.threads));
   const Conv2dGeom g = parse_conv2d_shape(o.shape);
   fast::set_isa(o.isa);
+  fast::set_conv2d_tier(o.tier);
   if (o.threads > 0) omp_set_num_threads(o.threads);
   const int threads = omp_get_max_threads();
+  const auto dir = o.dir == "fwd"        ? fast::Conv2dDirection::forward
+                   : o.dir == "bwd_data" ? fast::Conv2dDirection::backward_data
+                                         : fast::Conv2dDirection::backward_weights;
+  const std::string path = o.impl != "fast"      ? "reference"
+                           : o.dtype == "float" ? fast::conv2d_plan<float>(g, dir)
+                                                : fast::conv2d_plan<double>(g, dir);
   Times t = o.dtype == "float" ? time_conv2d<float>(g, o) : time_conv2d<double>(g, o);
   auto median_of = [](std::vector<double>& v) {
     std::sort(v.begin(), v.end());
@@ -145,6 +153,7 @@ int run_bench(const BenchOptions& o) {
     nlohmann::json j{{"op", o.op},           {"dir", o.dir},
                      {"dtype", o.dtype},     {"impl", o.impl},
                      {"isa", fast::isa()},   {"threads", threads},
+                     {"path", path},
                      {"geometry", g.str()},  {"descriptor", g.descriptor()},
                      {"flops", g.flops()},   {"repeat", o.repeat},
                      {"median_ms", median},  {"min_ms", ms.front()},
@@ -153,7 +162,8 @@ int run_bench(const BenchOptions& o) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "conv2d " << o.dir << " " << o.dtype << " " << o.impl
-              << (o.impl == "fast" ? std::string(" (") + fast::isa() + ")" : std::string())
+              << (o.impl == "fast" ? std::string(" (") + fast::isa() + ", " + path + ")"
+                                   : std::string())
               << " threads=" << threads << "  " << g.str() << "\n"
               << std::fixed << std::setprecision(3) << "median " << median << " ms, min "
               << ms.front() << " ms over " << o.repeat << " runs, " << std::setprecision(1)
@@ -179,6 +189,8 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)");
   cmd->add_option("--isa", o->isa, "Instruction set of the fast kernels")
       ->check(CLI::IsMember({"best", "avx512", "avx2", "generic"}));
+  cmd->add_option("--tier", o->tier, "Layout of the lowered convolution (auto: the shape's choice)")
+      ->check(CLI::IsMember({"auto", "pixels", "batch"}));
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([&run, o] { run = [o] { return run_bench(*o); }; });
 }

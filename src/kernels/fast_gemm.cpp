@@ -97,6 +97,220 @@ template <class T, int L, int MR, int NR>
     }
 }
 
+// Lowered-convolution outer product: MR rows x NP output vectors, B vectors gathered at
+// b + boff[kk] + pofs[i] (see LoweredKernels).
+template <class T, int L, int MR, int NP>
+[[gnu::always_inline]] inline void gouter_body(index_t kd, const T* a, const T* b,
+                                               const index_t* boff, const index_t* pofs, T* c,
+                                               index_t ldc, int mode, const T* bias) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V cr[MR][NP];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) {
+      if (mode == 2)
+        std::memcpy(&cr[m][i], c + m * ldc + i * L, sizeof(V));
+      else
+        cr[m][i] = mode == 1 ? V{} + bias[m] : V{};
+    }
+  index_t po[NP];
+#pragma GCC unroll 24
+  for (int i = 0; i < NP; ++i) po[i] = pofs[i];
+  for (index_t kk = 0; kk < kd; ++kk) {
+    const T* bk = b + boff[kk];
+    V bv[NP];
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) std::memcpy(&bv[i], bk + po[i], sizeof(V));
+    const T* ak = a + kk * MR;
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      const T am = ak[m];
+#pragma GCC unroll 24
+      for (int i = 0; i < NP; ++i) cr[m][i] += am * bv[i];
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) std::memcpy(c + m * ldc + i * L, &cr[m][i], sizeof(V));
+}
+
+// Lowered-convolution lane-wise dot products: MR rows of a (stride lda) x NT tap rows of b
+// (at b + boff[t]), accumulated as vectors in acc (see LoweredKernels).
+template <class T, int L, int MR, int NT>
+[[gnu::always_inline]] inline void ldot_body(index_t rows, index_t steps, const T* a,
+                                             index_t lda, index_t ras, const T* b,
+                                             const index_t* boff, index_t rbs, T* acc) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V sr[MR][NT];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) std::memcpy(&sr[m][t], acc + (m * NT + t) * L, sizeof(V));
+  const T* bt[NT];
+#pragma GCC unroll 24
+  for (int t = 0; t < NT; ++t) bt[t] = b + boff[t];
+  for (index_t row = 0; row < rows; ++row) {
+    const T* ar = a + row * ras;
+    const index_t bo = row * rbs;
+    for (index_t s = 0; s < steps * L; s += L) {
+      if constexpr (NT < MR) {  // hold the NT vectors of b, stream a (fewer live registers)
+        V bv[NT];
+#pragma GCC unroll 24
+        for (int t = 0; t < NT; ++t) std::memcpy(&bv[t], bt[t] + bo + s, sizeof(V));
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+          V av;
+          std::memcpy(&av, ar + m * lda + s, sizeof(V));
+#pragma GCC unroll 24
+          for (int t = 0; t < NT; ++t) sr[m][t] += av * bv[t];
+        }
+      } else {
+        V av[MR];
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) std::memcpy(&av[m], ar + m * lda + s, sizeof(V));
+#pragma GCC unroll 24
+        for (int t = 0; t < NT; ++t) {
+          V bv;
+          std::memcpy(&bv, bt[t] + bo + s, sizeof(V));
+#pragma GCC unroll 8
+          for (int m = 0; m < MR; ++m) sr[m][t] += av[m] * bv;
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) std::memcpy(acc + (m * NT + t) * L, &sr[m][t], sizeof(V));
+}
+
+// L x L transpose by log2(L) butterfly stages of two-source shuffles: at stage w, rows i and
+// i + w (i & w == 0) exchange their lanes l with l & w set.
+template <class T, int L>
+[[gnu::always_inline]] inline void transpose_body(const T* src, index_t ld_src, T* dst,
+                                                  index_t ld_dst) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> I;
+  typedef I M __attribute__((vector_size(L * sizeof(T))));
+  V v[L];
+#pragma GCC unroll 16
+  for (int i = 0; i < L; ++i) std::memcpy(&v[i], src + i * ld_src, sizeof(V));
+#pragma GCC unroll 4
+  for (int w = 1; w < L; w *= 2) {
+    M lo, hi;
+#pragma GCC unroll 16
+    for (int l = 0; l < L; ++l) {
+      lo[l] = (l & w) ? L + l - w : l;
+      hi[l] = (l & w) ? L + l : l + w;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i)
+      if ((i & w) == 0) {
+        const V a = v[i], b = v[i + w];
+        v[i] = __builtin_shuffle(a, b, lo);
+        v[i + w] = __builtin_shuffle(a, b, hi);
+      }
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < L; ++j) std::memcpy(dst + j * ld_dst, &v[j], sizeof(V));
+}
+
+#define TG_GOUTER_ARGS(T)                                                                  \
+  index_t kd, const T *a, const T *b, const index_t *boff, const index_t *pofs, T *c, \
+      index_t ldc, int mode, const T *bias
+#define TG_LDOT_ARGS(T)                                                                      \
+  index_t rows, index_t steps, const T *a, index_t lda, index_t ras, const T *b, \
+      const index_t *boff, index_t rbs, T *acc
+#define TG_GOUTER_ARGV kd, a, b, boff, pofs, c, ldc, mode, bias
+#define TG_LDOT_ARGV rows, steps, a, lda, ras, b, boff, rbs, acc
+
+// One function per (ISA, type, rows): NP and NT chosen so that the accumulators fill the
+// register file (AVX-512: 24 of 32 zmm; AVX2 and SSE: 12 of 16).
+#define TG_LOWERED(ISA, ATTR, T, L, MR, NP, NT)                                           \
+  ATTR void gouter_##ISA##_##T##_##MR(TG_GOUTER_ARGS(T)) {                                 \
+    gouter_body<T, L, MR, NP>(TG_GOUTER_ARGV);                                             \
+  }                                                                                        \
+  ATTR void ldot_##ISA##_##T##_##MR(TG_LDOT_ARGS(T)) { ldot_body<T, L, MR, NT>(TG_LDOT_ARGV); }
+
+#define TG_AVX512 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]]
+#define TG_AVX2 [[gnu::target("avx2,fma")]]
+#define TG_SSE
+#define TG_LOWERED_512(T, L)               \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 1, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 2, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 3, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 4, 6, 6) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 5, 4, 4) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 6, 4, 4) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 7, 3, 3) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 8, 3, 3)
+#define TG_LOWERED_256(ISA, ATTR, T, L) \
+  TG_LOWERED(ISA, ATTR, T, L, 1, 8, 8)  \
+  TG_LOWERED(ISA, ATTR, T, L, 2, 6, 6)  \
+  TG_LOWERED(ISA, ATTR, T, L, 3, 4, 4)  \
+  TG_LOWERED(ISA, ATTR, T, L, 4, 3, 3)  \
+  TG_LOWERED(ISA, ATTR, T, L, 5, 2, 2)  \
+  TG_LOWERED(ISA, ATTR, T, L, 6, 2, 2)
+#define TG_TRANSPOSE(ISA, ATTR, T, L)                                                    \
+  ATTR void transpose_##ISA##_##T(const T* src, index_t ld_src, T* dst, index_t ld_dst) { \
+    transpose_body<T, L>(src, ld_src, dst, ld_dst);                                      \
+  }
+TG_TRANSPOSE(avx512, TG_AVX512, float, 16)
+TG_TRANSPOSE(avx512, TG_AVX512, double, 8)
+TG_TRANSPOSE(avx2, TG_AVX2, float, 8)
+TG_TRANSPOSE(avx2, TG_AVX2, double, 4)
+TG_TRANSPOSE(sse, TG_SSE, float, 4)
+TG_TRANSPOSE(sse, TG_SSE, double, 2)
+#undef TG_TRANSPOSE
+TG_LOWERED_512(float, 16)
+TG_LOWERED_512(double, 8)
+TG_LOWERED_256(avx2, TG_AVX2, float, 8)
+TG_LOWERED_256(avx2, TG_AVX2, double, 4)
+TG_LOWERED_256(sse, TG_SSE, float, 4)
+TG_LOWERED_256(sse, TG_SSE, double, 2)
+
+#define TG_LK8(ISA, T, L)                                                                    \
+  LoweredKernels<T> {                                                                        \
+    L, 8, {0, 8, 8, 8, 6, 4, 4, 3, 3}, {0, 8, 8, 8, 6, 4, 4, 3, 3},                          \
+        {nullptr, gouter_##ISA##_##T##_1, gouter_##ISA##_##T##_2, gouter_##ISA##_##T##_3,    \
+         gouter_##ISA##_##T##_4, gouter_##ISA##_##T##_5, gouter_##ISA##_##T##_6,             \
+         gouter_##ISA##_##T##_7, gouter_##ISA##_##T##_8},                                    \
+        {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
+         ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6,                   \
+         ldot_##ISA##_##T##_7, ldot_##ISA##_##T##_8},                                        \
+        transpose_##ISA##_##T                                                                \
+  }
+#define TG_LK6(ISA, T, L)                                                                    \
+  LoweredKernels<T> {                                                                        \
+    L, 6, {0, 8, 6, 4, 3, 2, 2, 0, 0}, {0, 8, 6, 4, 3, 2, 2, 0, 0},                          \
+        {nullptr, gouter_##ISA##_##T##_1, gouter_##ISA##_##T##_2, gouter_##ISA##_##T##_3,    \
+         gouter_##ISA##_##T##_4, gouter_##ISA##_##T##_5, gouter_##ISA##_##T##_6, nullptr,    \
+         nullptr},                                                                           \
+        {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
+         ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6, nullptr, nullptr}, \
+        transpose_##ISA##_##T                                                                \
+  }
+const LoweredKernels<float> lk_avx512_f32 = TG_LK8(avx512, float, 16);
+const LoweredKernels<double> lk_avx512_f64 = TG_LK8(avx512, double, 8);
+const LoweredKernels<float> lk_avx2_f32 = TG_LK6(avx2, float, 8);
+const LoweredKernels<double> lk_avx2_f64 = TG_LK6(avx2, double, 4);
+const LoweredKernels<float> lk_sse_f32 = TG_LK6(sse, float, 4);
+const LoweredKernels<double> lk_sse_f64 = TG_LK6(sse, double, 2);
+#undef TG_LK8
+#undef TG_LK6
+#undef TG_LOWERED
+#undef TG_LOWERED_512
+#undef TG_LOWERED_256
+#undef TG_AVX512
+#undef TG_AVX2
+#undef TG_SSE
+#undef TG_GOUTER_ARGS
+#undef TG_LDOT_ARGS
+#undef TG_GOUTER_ARGV
+#undef TG_LDOT_ARGV
+
 #define TG_OUTER_ARGS(T) index_t kd, const T *a, const T *b, index_t ldb, T *c, index_t ldc, bool acc
 #define TG_DOT_ARGS(T) index_t kd, const T *const *ar, const T *const *br, T *c, index_t ldc
 
@@ -164,11 +378,27 @@ std::atomic<int>& current_isa() {
 
 }  // namespace
 
+int isa_level() { return current_isa().load(std::memory_order_relaxed); }
+
 const MicroKernels<float>& micro_kernels_f32() {
   switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
     case Isa::avx512: return k_avx512_f32;
     case Isa::avx2: return k_avx2_f32;
     default: return k_sse_f32;
+  }
+}
+const LoweredKernels<float>& lowered_kernels_f32() {
+  switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
+    case Isa::avx512: return lk_avx512_f32;
+    case Isa::avx2: return lk_avx2_f32;
+    default: return lk_sse_f32;
+  }
+}
+const LoweredKernels<double>& lowered_kernels_f64() {
+  switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
+    case Isa::avx512: return lk_avx512_f64;
+    case Isa::avx2: return lk_avx2_f64;
+    default: return lk_sse_f64;
   }
 }
 const MicroKernels<double>& micro_kernels_f64() {

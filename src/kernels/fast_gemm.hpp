@@ -29,6 +29,37 @@ struct MicroKernels {
   void (*dot)(index_t kd, const T* const* arows, const T* const* brows, T* c, index_t ldc);
 };
 
+// The micro-kernels of the lowered convolution (conv2d_fast.cpp), for mr = 1 .. mr_max rows of
+// the output tile (rows: output channels). A "vector" is `lanes` consecutive elements.
+//   outer[mr]  the mr x np[mr] tile of output vectors
+//                c[m*ldc + i*lanes + l] = init + sum_{kk < kd} a[kk*mr + m] * b[boff[kk] + pofs[i] + l]
+//              summed in increasing kk, one fused multiply-add chain per element; init is 0
+//              (mode 0), bias[m] (mode 1) or the tile's old value (mode 2). a: a packed panel
+//              (kd x mr), b + boff[kk]: where reduction term kk's input starts, pofs[i]: where
+//              output vector i's inputs sit relative to that.
+//   dot[mr]    the mr x nt[mr] tile of lane-wise dot products, kept as vectors:
+//                acc[(m*nt + t)*lanes + l] += sum_{row < rows} sum_{s < steps}
+//                    a[m*lda + row*ras + s*lanes + l] * b[boff[t] + row*rbs + s*lanes + l]
+//              summed in increasing (row, s), one chain per lane; the caller combines the lanes.
+//   transpose  an L x L block (L = lanes): dst[j*ld_dst + i] = src[i*ld_src + j] (exact copies).
+template <class T>
+struct LoweredKernels {
+  static constexpr int max_rows = 8;
+  int lanes;
+  int mr_max;
+  int np[max_rows + 1];
+  int nt[max_rows + 1];
+  void (*outer[max_rows + 1])(index_t kd, const T* a, const T* b, const index_t* boff,
+                              const index_t* pofs, T* c, index_t ldc, int mode, const T* bias);
+  void (*dot[max_rows + 1])(index_t rows, index_t steps, const T* a, index_t lda, index_t ras,
+                            const T* b, const index_t* boff, index_t rbs, T* acc);
+  void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
+};
+
+// The instruction set in use: 0 baseline x86-64, 1 AVX2+FMA, 2 AVX-512 (for the fast kernels
+// outside this file that compile their own variants).
+int isa_level();
+
 // The kernels for this CPU (or the ones forced by set_isa).
 const MicroKernels<float>& micro_kernels_f32();
 const MicroKernels<double>& micro_kernels_f64();
@@ -39,14 +70,32 @@ const MicroKernels<T>& micro_kernels() {
   else
     return micro_kernels_f64();
 }
+const LoweredKernels<float>& lowered_kernels_f32();
+const LoweredKernels<double>& lowered_kernels_f64();
+template <class T>
+const LoweredKernels<T>& lowered_kernels() {
+  if constexpr (sizeof(T) == 4)
+    return lowered_kernels_f32();
+  else
+    return lowered_kernels_f64();
+}
 
 // A grow-only per-thread buffer (slot distinguishes simultaneous buffers of one thread).
 template <class T>
 T* scratch(int slot, index_t n) {
-  thread_local std::vector<T> buf[4];
+  thread_local std::vector<T> buf[8];
   auto& b = buf[slot];
   if (static_cast<index_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
   return b.data();
+}
+
+// scratch() with the start rounded up to a 64-byte boundary (a cache line; an AVX-512 vector).
+template <class T>
+T* scratch_aligned(int slot, index_t n) {
+  constexpr index_t pad = 64 / sizeof(T);
+  T* p = scratch<T>(slot, n + pad);
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  return p + ((64 - addr % 64) % 64) / sizeof(T);
 }
 
 // Packs the M x Kd matrix a(m, kk) = f(m, kk) into ceil(M/mr) panels of Kd x mr (panel p at
