@@ -191,7 +191,7 @@ void losses_are_accurate() {
   const Tensor<T> x = to<T>(c.logits), t = to<T>(c.target);
   const T50 x5 = up(x), t5 = up(t);
   const T50 mse5 = ref::mse_loss_forward(x5, t5);
-  PROPS_CHECK(judge_both<T>("mse_loss_forward", ref::mse_loss_forward(x, t), kernels::mse_loss_forward(x, t),
+  PROPS_CHECK(judge_both<T>("mse_loss_forward", ref::mse_loss_forward(x, t), kernels::mse_loss_forward(x, t, x.numel()),
                             mse5, reduction_tol<T>(mse5, x.numel() + 4)));
   const T50 ls = ref::log_softmax_forward(x5);
   f50 mass = 0;
@@ -206,7 +206,7 @@ void losses_are_accurate() {
   }
   const T50 w = T50::scalar(mass / f50(c.n));
   PROPS_CHECK(judge_both<T>("cross_entropy_forward", ref::cross_entropy_forward(x, c.labels),
-                            kernels::cross_entropy_forward(x, c.labels),
+                            kernels::cross_entropy_forward(x, c.labels, c.n),
                             ref::cross_entropy_forward(x5, c.labels),
                             reduction_tol<T>(w, c.c + c.n + 8)));
   RC_CLASSIFY(c.values.scale > 6, "large logits");

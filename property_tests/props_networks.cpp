@@ -15,7 +15,7 @@
 #include "four_way.hpp"
 #include "tapegrad/gradcheck/fourway.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
-#include "tapegrad/layers/spec.hpp"
+#include "tapegrad/net/spec.hpp"
 #include "tapegrad/ops/ops.hpp"
 #include "tapegrad/var/var.hpp"
 
@@ -141,7 +141,7 @@ void random_network_four_ways_agree() {
   RC_CLASSIFY(cancellation_allowance_used, "a row passed only at gamma(K) * G_abs (ok*)");
   RC_CLASSIFY(kink_rows, "tensor with kinks not judged");
   RC_CLASSIFY(rep.mistrusted, "mistrusted (mostly zero gradients)");
-  RC_CLASSIFY(spec.loss == LossKind::cross_entropy, "cross_entropy");
+  RC_CLASSIFY(spec.loss_name() == "cross_entropy", "cross_entropy");
   RC_CLASSIFY(spec.layers.size() > 6, "deep (>6 layers)");
   if (!why.empty()) {
     std::ostringstream os;

@@ -14,12 +14,15 @@ for arg in "$@"; do
   esac
 done
 packages=(
-  g++ cmake ninja-build make git
+  g++ cmake ninja-build make git pkg-config
   libboost-dev            # Boost.Multiprecision (cpp_bin_float_50), header-only
   librapidcheck-dev       # property tests
   libgtest-dev libgmock-dev
   libbenchmark-dev        # Google Benchmark
   zlib1g-dev              # reading the .gz Fashion-MNIST files
+  libzip-dev              # .npz checkpoints and weights
+  zipcmp zipmerge ziptool # Debian's libzip CMake config checks that these tools exist
+  libplplot-dev plplot-driver-cairo   # training plots (svg, and png through cairo)
   libcli11-dev            # the command line
   nlohmann-json3-dev      # JSON output
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist/

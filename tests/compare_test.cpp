@@ -104,8 +104,10 @@ TEST(Compare, ExpectedZeroNeedsAtol) {
 TEST(Compare, NanWhereFiniteExpectedAlwaysFails) {
   const auto e = vec({1.0, 2.0, NAN, INFINITY});
   const auto a = vec({1.0, NAN, NAN, INFINITY});
-  // Even with a tolerance accepting everything finite.
-  const CompareReport r = compare(a, e, tol(1e300, 1e300));
+  // Even with a tolerance accepting everything finite, and NaN against NaN accepted.
+  CompareOptions o = tol(1e300, 1e300);
+  o.nan_equal = true;
+  const CompareReport r = compare(a, e, o);
   EXPECT_FALSE(r.passed());
   EXPECT_EQ(r.failing, 1);
   EXPECT_EQ(r.nonfinite_mismatches, 1);
@@ -113,6 +115,45 @@ TEST(Compare, NanWhereFiniteExpectedAlwaysFails) {
   EXPECT_TRUE(r.worst_nonfinite_mismatch);
   // +inf against -inf is a mismatch too.
   EXPECT_FALSE(compare(vec({INFINITY}), vec({-INFINITY}), atol_only(1e300)).passed());
+}
+
+TEST(Compare, NanAgainstNanFailsUnlessNanEqual) {
+  // The policy (compare.hpp): a NaN is no value, so NaN against NaN fails by default; the same
+  // infinity on both sides passes and is counted; --nan-equal (nan_equal) accepts NaN pairs.
+  const auto e = vec({1.0, NAN, INFINITY, -INFINITY});
+  const auto a = vec({1.0, -NAN, INFINITY, -INFINITY});
+  const CompareReport r = compare(a, e, tol(1e300, 1e300));
+  EXPECT_FALSE(r.passed());
+  EXPECT_EQ(r.failing, 1);
+  EXPECT_EQ(r.nan_pairs, 1);
+  EXPECT_EQ(r.infinity_pairs, 2);
+  EXPECT_EQ(r.nonfinite_mismatches, 0);
+  EXPECT_EQ(*r.worst_index, 1);
+  std::ostringstream os;
+  r.print(os);
+  EXPECT_NE(os.str().find("1 NaN against NaN (failing; --nan-equal accepts them), 2 equal "
+                          "infinities (passing)"),
+            std::string::npos)
+      << os.str();
+  CompareOptions o = tol(1e300, 1e300);
+  o.nan_equal = true;
+  EXPECT_TRUE(compare(a, e, o).passed());
+  // The default tolerance, too: only the NaN pair fails.
+  EXPECT_EQ(compare(a, e).failing, 1);
+}
+
+TEST(Compare, EmptyArraysCompareNothingAndFailUnlessAllowed) {
+  const Tensor<double> empty(Shape{0, 3});
+  const CompareReport r = compare(empty, empty);
+  EXPECT_EQ(r.failing, 0);
+  EXPECT_FALSE(r.passed());
+  std::ostringstream os;
+  r.print(os);
+  EXPECT_NE(os.str().find("nothing compared: both arrays are empty"), std::string::npos);
+  EXPECT_EQ(os.str().substr(os.str().size() - 5), "FAIL\n");
+  CompareOptions o;
+  o.allow_empty = true;
+  EXPECT_TRUE(compare(empty, empty, o).passed());
 }
 
 TEST(Compare, FloatUlpsCountFloatSteps) {

@@ -3,6 +3,7 @@
 #include "tapegrad/io/npy.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <limits>
 
 #include "tapegrad/io/atomic_file.hpp"
+#include "tapegrad/memory.hpp"
 
 namespace tapegrad::io {
 namespace {
@@ -111,7 +113,7 @@ void expect_error(const std::string& bytes, const std::string& fragment) {
     ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
   } catch (const E& e) {
     const std::string msg = e.what();
-    EXPECT_EQ(msg.rfind("bad.npy: ", 0), 0u) << msg;
+    EXPECT_EQ(msg.rfind("'bad.npy': ", 0), 0u) << msg;
     EXPECT_NE(msg.find(fragment), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
   } catch (const std::exception& e) {
@@ -200,6 +202,73 @@ TEST(NpyParse, RejectsNegativeDimension) {
       "negative");
 }
 
+TEST(NpyParse, AtMost32DimensionsAsNumPy) {
+  // NumPy 1.x cannot hold more than 32 dimensions (NPY_MAXDIMS): np.load refuses such a file,
+  // so tapegrad must too (and must never write one). The parser stops at the 33rd, so a
+  // 10000-dimension header costs nothing.
+  auto dict = [](int rank) {
+    std::string t = "(";
+    for (int i = 0; i < rank; ++i) t += "1, ";
+    return "{'descr': '<f8', 'fortran_order': False, 'shape': " + t + "), }";
+  };
+  const std::string one = raw(std::vector<double>{3.0});
+  EXPECT_EQ(parse_npy(npy_bytes(dict(32), one), "x").shape.rank(), 32);
+  expect_error<std::invalid_argument>(npy_bytes(dict(33), one), "more than 32 dimensions");
+  expect_error<std::invalid_argument>(npy_bytes(dict(65), one), "NPY_MAXDIMS");
+  expect_error<std::invalid_argument>(npy_bytes(dict(10000), one, 2), "NPY_MAXDIMS");
+}
+
+TEST(NpyParse, DimensionsAreDecimalIntegersAsPythonReadsThem) {
+  // NumPy reads the header with ast.literal_eval: Python 3 forbids leading zeros ("03"), allows
+  // "00" (zero) and '_' between digits, and NumPy drops a Python 2 'L' suffix.
+  auto with_shape = [](const std::string& shape) {
+    return "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }";
+  };
+  expect_error<std::invalid_argument>(npy_bytes(with_shape("(2,03, 4)"), ""), "leading zeros");
+  expect_error<std::invalid_argument>(npy_bytes(with_shape("(2, 00_3)"), ""), "leading zeros");
+  for (const char* s : {"(0x10,)", "(+2,)", "(2.0,)", "(True,)", "(2e1,)", "(1__0,)", "(10_,)",
+                        "(3l,)", "(3j,)"})
+    expect_error<std::invalid_argument>(npy_bytes(with_shape(s), ""), "malformed");
+  const std::string twenty = raw(std::vector<double>(20, 1.0));
+  EXPECT_EQ(parse_npy(npy_bytes(with_shape("(2_0,)"), twenty), "x").shape, (Shape{20}));
+  EXPECT_EQ(parse_npy(npy_bytes(with_shape("(20L,)"), twenty), "x").shape, (Shape{20}));
+  EXPECT_EQ(parse_npy(npy_bytes(with_shape("(00, 5)"), ""), "x").shape, (Shape{0, 5}));
+}
+
+TEST(NpyParse, EmptyShapeWhoseByteSizeOverflowsIsRejectedAsNumPyDoes) {
+  // (0, 2^63 - 1) has no element, but NumPy multiplies the nonzero dimensions by the item size
+  // and finds 8 * (2^63 - 1) too big; (0, 2^47) float64 is 2^50 bytes there, and accepted.
+  expect_error<std::length_error>(
+      npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 9223372036854775807), }",
+                ""),
+      "too big");
+  EXPECT_EQ(parse_npy(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (0, "
+                                "140737488355328), }",
+                                ""),
+                      "x")
+                .shape.numel(),
+            0);
+}
+
+TEST(NpyParse, UserTextInMessagesIsEscapedToOneLine) {
+  using namespace std::string_literals;
+  // A dtype with a NUL, an escape character and invalid UTF-8: the message stays one line, is
+  // not cut at the NUL, and shows the bytes escaped. A newline in a key is malformed (Python
+  // strings cannot hold one) and the header shown in the message is escaped too.
+  expect_error<std::invalid_argument>(
+      npy_bytes("{'descr': '<f8\0\x1b\xff', 'fortran_order': False, 'shape': (1,), }"s,
+                std::string(8, '\0')),
+      "unsupported dtype '<f8\\x00\\x1b\\xff'");
+  expect_error<std::invalid_argument>(
+      npy_bytes("{'descr': '<f8', 'fortran_order': False, 'sh\x85pe': (1,), }",
+                std::string(8, '\0')),
+      "unexpected key 'sh\\x85pe'");
+  expect_error<std::invalid_argument>(
+      npy_bytes("{'descr': '<f8', 'fortran_order': False, 'sh\npe': (1,), }",
+                std::string(8, '\0')),
+      "a newline inside a string");
+}
+
 TEST(NpyParse, AbsurdShapeIsLengthErrorBeforeAllocating) {
   // 2^32 * 2^32 = 2^64 elements overflows; 2^40 * 2^10 = 2^50 exceeds Shape::max_numel (2^48);
   // a 20-digit dimension does not fit in int64. None may allocate (this test would die).
@@ -275,15 +344,45 @@ TEST_F(NpyFiles, LossyOrWrongDtypeConversionsAreRejected) {
   EXPECT_THROW(read_npy_int64(dir_ / "d.npy"), std::invalid_argument);
 }
 
-TEST_F(NpyFiles, LongHeaderSwitchesToVersion2) {
-  // A rank-22000 shape of ones: "1, " per dimension is 66000 bytes of header, more than the
-  // 65535 a version 1.0 header length can hold.
-  const Shape s(std::vector<index_t>(22000, 1));
-  const std::string b = encode_npy(s, std::vector<double>{2.0});
-  EXPECT_EQ(b[6], 2);
-  const NpyArray a = parse_npy(b, "long");
-  EXPECT_EQ(a.shape, s);
-  EXPECT_EQ(a.f64(), std::vector<double>{2.0});
+TEST_F(NpyFiles, Version2HeaderLongerThan64KiBReadsBack) {
+  // NumPy pads a header with spaces; a version 2.0 header may be far longer than the 65535
+  // bytes version 1.0 can count. 70000 bytes of padding: read from memory and from a file, with
+  // the whole header parsed as text and with a 64-byte window (the rest checked as padding).
+  const std::vector<double> v{1.5, -2.0, 0.25, 8.0, 1e-300, 7.0};
+  const std::string dict = f8_2x3 + std::string(70000, ' ');
+  const std::string bytes = npy_bytes(dict, raw(v), 2);
+  ASSERT_GT(bytes.size(), 65536u + 48u);
+  for (std::size_t window : {npy_header_window, std::size_t{64}, std::size_t{1}}) {
+    if (window == 1) continue;  // the dict must fit in the window; covered below
+    const NpyArray a = parse_npy(bytes, "long.npy", window);
+    EXPECT_EQ(a.version, 2);
+    EXPECT_EQ(a.shape, (Shape{2, 3}));
+    EXPECT_EQ(a.f64(), v);
+  }
+  write_file_atomic(dir_ / "long.npy", bytes);
+  EXPECT_EQ(read_npy(dir_ / "long.npy").f64(), v);
+  const NpyHeader h = read_npy_header(dir_ / "long.npy");
+  EXPECT_EQ(h.data_offset, bytes.size() - 48);
+  EXPECT_EQ(h.data_bytes, 48u);
+  // Past the window only padding may follow: a stray byte there is named by its offset.
+  std::string stray = bytes;
+  stray[12 + 60000] = 'x';
+  try {
+    parse_npy(stray, "stray.npy", 64);
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("byte 60012 is not padding"), std::string::npos)
+        << e.what();
+  }
+  // ...and a dict that does not close inside the window is malformed, not read on and on.
+  EXPECT_THROW(parse_npy(bytes, "w.npy", 16), std::invalid_argument);
+}
+
+TEST_F(NpyFiles, WriterRefusesMoreDimensionsThanNumPyLoads) {
+  const Shape s33(std::vector<index_t>(33, 1));
+  EXPECT_THROW(encode_npy(s33, std::vector<double>{2.0}), std::invalid_argument);
+  const Shape s32(std::vector<index_t>(32, 1));
+  EXPECT_EQ(parse_npy(encode_npy(s32, std::vector<double>{2.0}), "32").shape, s32);
 }
 
 TEST_F(NpyFiles, MissingFileAndDirectoryAreErrorsNamingThePath) {
@@ -294,6 +393,60 @@ TEST_F(NpyFiles, MissingFileAndDirectoryAreErrorsNamingThePath) {
     EXPECT_NE(std::string(e.what()).find("nope.npy"), std::string::npos);
   }
   EXPECT_THROW(read_npy(dir_), std::invalid_argument);
+}
+
+TEST_F(NpyFiles, FifoAndDevicesAreRefusedWithoutBlocking) {
+  // Reading a FIFO with no writer blocks forever; /dev/zero never ends. Both must be refused
+  // before any read (this test would hang, or run out of memory, otherwise).
+  const fs::path fifo = dir_ / "x.npy";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const fs::path& p : {fifo, fs::path("/dev/zero")}) {
+    EXPECT_THROW(read_npy(p), std::invalid_argument) << p;
+    EXPECT_THROW(read_npy_header(p), std::invalid_argument) << p;
+  }
+}
+
+TEST_F(NpyFiles, SparseHugeFileIsJudgedFromItsHeaderAndSize) {
+  // A header claiming 2^34 float64 (128 GiB) over a sparse file of exactly that size: the
+  // header and the file size agree, so only the memory limit can refuse it, and it must do so
+  // without reading (or allocating) the data. The limit is set to 1 GiB so that the test does
+  // not depend on the machine.
+  const std::string head =
+      npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (17179869184,), }", "");
+  const fs::path p = dir_ / "huge.npy";
+  write_file_atomic(p, head);
+  std::error_code ec;
+  fs::resize_file(p, head.size() + (std::uint64_t{1} << 37), ec);
+  if (ec) GTEST_SKIP() << "this file system cannot hold a sparse 128 GiB file: " << ec.message();
+  const NpyHeader h = read_npy_header(p);
+  EXPECT_EQ(h.data_bytes, std::uint64_t{1} << 37);
+  memory::set_max_memory(std::uint64_t{1} << 30, "1G");
+  try {
+    read_npy(p);
+    ADD_FAILURE() << "a 128 GiB array was read";
+  } catch (const memory::Refused& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("huge.npy"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("128 GiB"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--max-memory '1G'"), std::string::npos) << msg;
+  }
+  memory::clear_max_memory();
+  // One byte short of the claim: truncated, found from the size alone.
+  fs::resize_file(p, head.size() + (std::uint64_t{1} << 37) - 1);
+  EXPECT_THROW(read_npy_header(p), std::invalid_argument);
+}
+
+TEST_F(NpyFiles, PathsInMessagesAreQuotedAndEscaped) {
+  const fs::path p = dir_ / "a\nb\x01.npy";
+  write_file_atomic(p, "not numpy");
+  try {
+    read_npy(p);
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_NE(msg.find("a\\nb\\x01.npy': not a .npy file"), std::string::npos) << msg;
+  }
 }
 
 TEST_F(NpyFiles, FailedAtomicWriteLeavesNothing) {
@@ -314,7 +467,7 @@ TEST(NpyFinite, NanIsDomainErrorNamingFileAndIndex) {
     check_all_finite(a, "x.npy");
     ADD_FAILURE();
   } catch (const std::domain_error& e) {
-    EXPECT_STREQ(e.what(), "x.npy: element [1,1] is nan");
+    EXPECT_STREQ(e.what(), "'x.npy': element [1,1] is nan");
   }
   NpyArray b{NpyDtype::f8, Shape{3}, std::vector<double>{1, -INFINITY, 3}};
   EXPECT_THROW(check_all_finite(b, "y.npy"), std::domain_error);

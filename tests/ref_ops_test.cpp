@@ -369,10 +369,10 @@ TEST(RefLoss, MseHandValue) {
   // dx = dloss * 2 (x - t) / 4 = 3 * [0, 1, 0, 2] = [0, 3, 0, 6] for dloss = 3.
   auto x = make<double>({2, 2}, {1, 2, 3, 4});
   auto t = make<double>({2, 2}, {1, 0, 3, 0});
-  auto loss = kernels::mse_loss_forward(x, t);
+  auto loss = kernels::mse_loss_forward(x, t, x.numel());
   EXPECT_EQ(loss.rank(), 0);
   expect_exact(loss, Shape{}, {5});
-  expect_exact(kernels::mse_loss_backward(x, t, 3.0), Shape{2, 2}, {0, 3, 0, 6});
+  expect_exact(kernels::mse_loss_backward(x, t, 3.0, x.numel()), Shape{2, 2}, {0, 3, 0, 6});
 }
 
 TEST(RefLoss, CrossEntropyHandValue) {
@@ -386,11 +386,11 @@ TEST(RefLoss, CrossEntropyHandValue) {
   Tensor<f50> x(Shape{2, 3}, std::vector<f50>{0, log(f50(2)), log(f50(3)), 0, 0, 0});
   const std::vector<index_t> t{2, 0};
   check_cross_entropy(x.shape(), t);
-  auto loss = kernels::cross_entropy_forward(x, t);
+  auto loss = kernels::cross_entropy_forward(x, t, x.size(0));
   EXPECT_EQ(loss.rank(), 0);
   EXPECT_LE(abs(loss[0] - log(f50(6)) / 2), f50(1e-48));
   const f50 one = 1;
-  expect_near(kernels::cross_entropy_backward(x, t, one),
+  expect_near(kernels::cross_entropy_backward(x, t, one, x.size(0)),
               {one / 12, one / 6, -one / 4, -one / 3, one / 6, one / 6}, f50(1e-48));
 }
 

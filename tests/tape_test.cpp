@@ -4,7 +4,10 @@
 
 #include <stdexcept>
 
-#include "tapegrad/layers/network.hpp"
+#include "tapegrad/net/network.hpp"
+#include "tapegrad/net/problem.hpp"
+#include "tapegrad/net/reference.hpp"
+#include "tapegrad/net/sequential.hpp"
 #include "tapegrad/ops/ops.hpp"
 #include "tapegrad/tape/tape.hpp"
 #include "tapegrad/var/var.hpp"
@@ -213,4 +216,19 @@ TEST(OpTape, SoftmaxVjpMatchesScalarTape) {
 TEST(OpTape, LogSoftmaxVjpMatchesScalarTape) {
   expect_tape_matches_scalar_tape([](const auto& x) { return ops::log_softmax(x); },
                                   [](const auto& x) { return ref::log_softmax_forward(x); });
+}
+
+TEST(OpTape, CrossEntropyDividesByTheGivenCount) {
+  // A count of 2N halves the loss and its gradient exactly (dividing by 2N = dividing by N,
+  // then by 2, and halving commutes with rounding to nearest when nothing underflows).
+  const Tensor<double> z(Shape{2, 3}, {0.5, -1.0, 2.0, 0.25, -0.75, 1.5});
+  const std::vector<index_t> t{2, 0};
+  Tape<double> tape;
+  const auto a = tape.leaf(z), b = tape.leaf(z);
+  const auto l_default = ops::cross_entropy(a, t), l_global = ops::cross_entropy(b, t, 4);
+  EXPECT_EQ(l_global.value()[0], l_default.value()[0] / 2);
+  tape.backward(ops::add(l_default, l_global));
+  const Tensor<double> ga = tape.grad(a), gb = tape.grad(b);
+  for (index_t i = 0; i < z.numel(); ++i) EXPECT_EQ(gb[i], ga[i] / 2) << i;
+  EXPECT_THROW(ops::cross_entropy(a, t, 0), std::invalid_argument);
 }

@@ -7,7 +7,9 @@
 //                   geometry makers validate at entry (make_conv2d_geom, ...)
 //   dispatch        tapegrad::kernels:: same names; float/double go to the fast kernels
 //   autodiff        Var<T> + VarTape<T> (scalar tape), Tape<T> + ops:: (op tape)
-//   layers          hand-written layers, network specs
+//   layers          hand-written layers (their own backward loops), Sequential
+//   net             the table of layer kinds and losses, network specs, the parameter set,
+//                   a spec's network on the op tape / as hand-written layers / as reference
 //   gradient checks gradcheck::gradcheck          a generic user function: scalar tape (Var<f50>)
 //                                                 vs 50-digit finite differences, and your
 //                                                 gradient vs that reference
@@ -44,8 +46,16 @@
 #include "tapegrad/var/var.hpp"
 
 #include "tapegrad/layers/layers.hpp"
-#include "tapegrad/layers/network.hpp"
-#include "tapegrad/layers/spec.hpp"
+
+#include "tapegrad/net/layer_table.hpp"
+#include "tapegrad/net/loss_table.hpp"
+#include "tapegrad/net/network.hpp"
+#include "tapegrad/net/params.hpp"
+#include "tapegrad/net/problem.hpp"
+#include "tapegrad/net/reference.hpp"
+#include "tapegrad/net/sequential.hpp"
+#include "tapegrad/net/spec.hpp"
+#include "tapegrad/random.hpp"
 
 #include "tapegrad/gradcheck/compare.hpp"
 #include "tapegrad/gradcheck/finite_diff.hpp"

@@ -18,6 +18,7 @@
 #include "common.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/memory.hpp"
 
 namespace tapegrad::cli {
 namespace {
@@ -30,38 +31,65 @@ struct BenchOptions {
   std::string impl = "fast";
   std::string isa = "best";
   std::string tier = "auto";
-  int threads = 0;  // 0: OpenMP's default
-  int repeat = 5;
+  std::string threads;  // when given (threads_opt); else OpenMP's default
+  CLI::Option* threads_opt = nullptr;
+  std::string repeat = "5";
   bool json = false;
 };
 
 // "N,C,H,W,K,R,S,stride,pad" -> geometry (validated by make_conv2d_geom).
 Conv2dGeom parse_conv2d_shape(const std::string& text) {
-  std::vector<index_t> v;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::size_t used = 0;
-    long long x = 0;
-    try {
-      x = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size())
-      throw std::invalid_argument("bench: --shape expects 9 integers N,C,H,W,K,R,S,stride,pad, "
-                                  "got '" + text + "'");
-    v.push_back(x);
-  }
-  if (v.size() != 9)
-    throw std::invalid_argument("bench: --shape expects 9 integers N,C,H,W,K,R,S,stride,pad, got " +
-                                std::to_string(v.size()) + " in '" + text + "'");
+  const std::vector<std::int64_t> v =
+      parse_int_list(text, "--shape", 9, "N,C,H,W,K,R,S,stride,pad", 0, max_size_arg);
+  static const char* names[] = {"N", "C", "H", "W", "K", "R", "S", "stride"};
+  for (int i = 0; i < 8; ++i)
+    if (v[static_cast<std::size_t>(i)] < 1)
+      throw BadInput("bench: --shape: " + std::string(names[i]) + " must be at least 1, got " +
+                     quote(text, 200));
   Conv2dParams prm;
   prm.stride = {v[7], v[7]};
   prm.pad = {v[8], v[8]};
   const Shape bs{v[4]};
-  return make_conv2d_geom(Shape{v[0], v[1], v[2], v[3]}, Shape{v[4], v[1], v[5], v[6]}, &bs, prm,
-                          "bench conv2d");
+  try {
+    return make_conv2d_geom(Shape{v[0], v[1], v[2], v[3]}, Shape{v[4], v[1], v[5], v[6]}, &bs,
+                            prm, "bench conv2d");
+  } catch (const std::length_error& e) {
+    throw std::length_error("bench conv2d: --shape " + quote(text, 200) +
+                            ": the sizes overflow (" + e.what() + ")");
+  }
+}
+
+// The tensors time_conv2d allocates, and the fast kernels' workspaces: the packed weights (at
+// most 2x w with the micro-tile padding), backward-weights' partial sums (at most 32 image runs
+// of w) and per-thread lowered tiles (C*R*S by a few hundred pixels each).
+void check_memory(const Conv2dGeom& g, const BenchOptions& o, int threads) {
+  const std::uint64_t t = o.dtype == "float" ? 4 : 8;
+  const std::string cause = "--shape " + quote(o.shape, 200);
+  memory::Estimate est("bench conv2d");
+  auto n = [](const Shape& s) { return static_cast<std::uint64_t>(s.numel()); };
+  est.add("x " + g.x_shape().str(), n(g.x_shape()), t, cause);
+  est.add("w and b", memory::add_sat(n(g.w_shape()), n(g.b_shape())), t, cause);
+  est.add("dy " + g.y_shape().str(), n(g.y_shape()), t, cause);
+  const Shape out = o.dir == "fwd" ? g.y_shape() : o.dir == "bwd_data" ? g.x_shape() : g.w_shape();
+  // fast: the *_into kernels reuse the output; ref: a new output is built while the previous
+  // run's is still held.
+  est.add("the output " + out.str(), n(out), o.impl == "fast" ? t : 2 * t, cause);
+  if (o.impl == "fast") {
+    // the lowered convolution (src/kernels/conv2d_lowered.hpp): a padded, phase-split copy of
+    // its input (x, or dy for backward-data; backward-weights also lowers dy), batches
+    // rounded up to 16 images, and backward-weights' partial sums: up to 32 runs x 16 lanes
+    const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
+    const std::uint64_t images = u((g.n + 15) / 16 * 16);
+    const std::uint64_t plane = memory::mul_sat(u(g.h + 2 * g.prm.pad[0] + g.prm.dilation[0] * g.r),
+                                                u(g.w + 2 * g.prm.pad[1] + g.prm.dilation[1] * g.s));
+    const std::uint64_t copy = memory::mul_sat(memory::mul_sat(images, u(std::max(g.c, g.k))), plane);
+    est.add("the lowered input", copy, (o.dir == "bwd_weights" ? 2 : 1) * t, cause);
+    const std::uint64_t runs = o.dir == "bwd_weights" ? 32 * 16 : 0;
+    est.add("the packed weights and partial sums", n(g.w_shape()), (1 + runs) * t, cause);
+    est.add("per-thread output tiles", memory::mul_sat(8 * 24 * 16, static_cast<std::uint64_t>(threads)),
+            t, cause);
+  }
+  est.check();
 }
 
 template <class T>
@@ -86,7 +114,7 @@ struct Times {
 
 // Runs the chosen direction `repeat` times after one warm-up.
 template <class T>
-Times time_conv2d(const Conv2dGeom& g, const BenchOptions& o) {
+Times time_conv2d(const Conv2dGeom& g, const BenchOptions& o, int repeat) {
   std::mt19937 rng(1);
   const auto x = random_tensor<T>(g.x_shape(), rng);
   const auto w = random_tensor<T>(g.w_shape(), rng);
@@ -109,7 +137,7 @@ Times time_conv2d(const Conv2dGeom& g, const BenchOptions& o) {
   };
   run_once();
   Times times;
-  for (int i = 0; i < o.repeat; ++i) {
+  for (int i = 0; i < repeat; ++i) {
     const double c0 = cpu_ms();
     const auto t0 = std::chrono::steady_clock::now();
     run_once();
@@ -122,22 +150,24 @@ Times time_conv2d(const Conv2dGeom& g, const BenchOptions& o) {
 
 int run_bench(const BenchOptions& o) {
   if (o.op != "conv2d")
-    throw BadInput("bench: unknown op '" + o.op + "', expected conv2d");
-  if (o.repeat < 1) throw BadInput("bench: --repeat must be positive, got " + std::to_string(o.repeat));
-  if (o.threads < 0)
-    throw BadInput("bench: --threads must be positive, got " + std::to_string(o.threads));
+    throw BadInput("bench: unknown op " + quote(o.op) + ", expected conv2d");
+  const auto repeat = static_cast<int>(parse_int(o.repeat, "--repeat", 1, 1000000));
+  const int requested =
+      !o.threads_opt->count() ? 0 : static_cast<int>(parse_int(o.threads, "--threads", 1, 4096));
   const Conv2dGeom g = parse_conv2d_shape(o.shape);
   fast::set_isa(o.isa);
   fast::set_conv2d_tier(o.tier);
-  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (requested > 0) omp_set_num_threads(requested);
   const int threads = omp_get_max_threads();
+  check_memory(g, o, threads);
   const auto dir = o.dir == "fwd"        ? fast::Conv2dDirection::forward
                    : o.dir == "bwd_data" ? fast::Conv2dDirection::backward_data
                                          : fast::Conv2dDirection::backward_weights;
   const std::string path = o.impl != "fast"      ? "reference"
                            : o.dtype == "float" ? fast::conv2d_plan<float>(g, dir)
                                                 : fast::conv2d_plan<double>(g, dir);
-  Times t = o.dtype == "float" ? time_conv2d<float>(g, o) : time_conv2d<double>(g, o);
+  Times t = o.dtype == "float" ? time_conv2d<float>(g, o, repeat)
+                               : time_conv2d<double>(g, o, repeat);
   auto median_of = [](std::vector<double>& v) {
     std::sort(v.begin(), v.end());
     const std::size_t m = v.size();
@@ -155,7 +185,7 @@ int run_bench(const BenchOptions& o) {
                      {"isa", fast::isa()},   {"threads", threads},
                      {"path", path},
                      {"geometry", g.str()},  {"descriptor", g.descriptor()},
-                     {"flops", g.flops()},   {"repeat", o.repeat},
+                     {"flops", g.flops()},   {"repeat", repeat},
                      {"median_ms", median},  {"min_ms", ms.front()},
                      {"gflops", gflops},     {"median_cpu_ms", median_cpu},
                      {"gflops_per_cpu_second", gflops_per_cpu}};
@@ -166,7 +196,7 @@ int run_bench(const BenchOptions& o) {
                                    : std::string())
               << " threads=" << threads << "  " << g.str() << "\n"
               << std::fixed << std::setprecision(3) << "median " << median << " ms, min "
-              << ms.front() << " ms over " << o.repeat << " runs, " << std::setprecision(1)
+              << ms.front() << " ms over " << repeat << " runs, " << std::setprecision(1)
               << gflops << " GFLOP/s (CPU time " << std::setprecision(3) << median_cpu
               << " ms: " << std::setprecision(1) << gflops_per_cpu
               << " GFLOP per CPU-second)\n";
@@ -184,7 +214,7 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--dir", o->dir, "Direction")
       ->check(CLI::IsMember({"fwd", "bwd_data", "bwd_weights"}));
   cmd->add_option("--dtype", o->dtype, "Scalar type")->check(CLI::IsMember({"float", "double"}));
-  cmd->add_option("--threads", o->threads, "OpenMP threads (default: OpenMP's)");
+  o->threads_opt = cmd->add_option("--threads", o->threads, "OpenMP threads, 1 to 4096 (default: OpenMP's)");
   cmd->add_option("--impl", o->impl, "Implementation")->check(CLI::IsMember({"fast", "ref"}));
   cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)");
   cmd->add_option("--isa", o->isa, "Instruction set of the fast kernels")

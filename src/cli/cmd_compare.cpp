@@ -1,12 +1,15 @@
-// tapegrad compare ACTUAL.npy EXPECTED.npy [--rtol R] [--atol A] [--max-ulps U]
+// tapegrad compare ACTUAL.npy EXPECTED.npy [--rtol R] [--atol A] [--max-ulps U] [--nan-equal]
+//                                          [--allow-empty]
 // Prints gradcheck::compare()'s report; exit 0 pass, 1 fail, 2 bad input (unreadable file,
-// shapes or dtypes that differ). ULPs are counted in ACTUAL's dtype.
+// shapes or dtypes that differ). ULPs are counted in ACTUAL's dtype. NaN against NaN and two
+// empty arrays fail unless --nan-equal / --allow-empty (the policy: gradcheck/compare.hpp).
 #include <iostream>
 #include <memory>
 
 #include "common.hpp"
 #include "tapegrad/gradcheck/compare.hpp"
 #include "tapegrad/io/npy.hpp"
+#include "tapegrad/memory.hpp"
 
 namespace tapegrad::cli {
 
@@ -14,47 +17,56 @@ namespace {
 
 struct CompareArgs {
   std::string actual, expected;
-  double rtol = 0, atol = 0;
-  std::int64_t max_ulps = 0;
+  std::string rtol, atol, max_ulps;
+  bool nan_equal = false, allow_empty = false;
   CLI::Option *rtol_opt = nullptr, *atol_opt = nullptr, *ulps_opt = nullptr;
 };
 
 int run_compare(const CompareArgs& a) {
+  check_path_arg(a.actual, "ACTUAL");
+  check_path_arg(a.expected, "EXPECTED");
   gradcheck::CompareOptions opts;
-  if (a.rtol_opt->count()) {
-    if (!(a.rtol >= 0)) throw BadInput("compare: --rtol must be non-negative");
-    opts.rtol = a.rtol;
-  }
-  if (a.atol_opt->count()) {
-    if (!(a.atol >= 0)) throw BadInput("compare: --atol must be non-negative");
-    opts.atol = a.atol;
-  }
-  if (a.ulps_opt->count()) {
-    if (a.max_ulps < 0) throw BadInput("compare: --max-ulps must be non-negative");
-    opts.max_ulps = static_cast<std::uint64_t>(a.max_ulps);
-  }
-  const io::NpyArray act = io::read_npy(a.actual);
-  const io::NpyArray exp = io::read_npy(a.expected);
-  if (act.dtype != exp.dtype)
-    throw BadInput("compare: " + a.actual + " has dtype " + io::dtype_name(act.dtype) + ", " +
-                   a.expected + " has " + io::dtype_name(exp.dtype) + "; they must match");
-  if (act.shape != exp.shape)
-    throw BadInput("compare: " + a.actual + " has shape " + act.shape.str() + ", expected " +
-                   exp.shape.str() + " (the shape of " + a.expected + ")");
+  const double big = std::numeric_limits<double>::max();
+  if (a.rtol_opt->count()) opts.rtol = parse_real(a.rtol, "--rtol", 0, big);
+  if (a.atol_opt->count()) opts.atol = parse_real(a.atol, "--atol", 0, big);
+  if (a.ulps_opt->count()) opts.max_ulps = parse_uint64(a.max_ulps, "--max-ulps");
+  opts.nan_equal = a.nan_equal;
+  opts.allow_empty = a.allow_empty;
+
+  // Headers first: a FIFO, a malformed file or a mismatch is found before any data is read,
+  // and the memory is estimated from the shapes: each array as read, as a tensor of its dtype,
+  // and (float32) widened to double for the comparison.
+  const io::NpyHeader ha = read_arg("ACTUAL", [&] { return io::read_npy_header(a.actual); });
+  const io::NpyHeader he = read_arg("EXPECTED", [&] { return io::read_npy_header(a.expected); });
+  if (ha.dtype != he.dtype)
+    throw BadInput("compare: " + quote(a.actual) + " has dtype " + io::dtype_name(ha.dtype) +
+                   ", " + quote(a.expected) + " has " + io::dtype_name(he.dtype) +
+                   "; they must match");
+  if (ha.shape != he.shape)
+    throw BadInput("compare: " + quote(a.actual) + " has shape " + ha.shape.str() +
+                   ", expected " + he.shape.str() + " (the shape of " + quote(a.expected) + ")");
+  if (ha.dtype == io::NpyDtype::i8)
+    throw BadInput("compare: " + quote(a.actual) +
+                   " has dtype int64; compare judges float32/float64");
+  memory::Estimate est("compare");
+  const auto n = static_cast<std::uint64_t>(ha.shape.numel());
+  const std::uint64_t per_element = ha.dtype == io::NpyDtype::f4 ? 4 + 4 + 8 : 8 + 8;
+  est.add("ACTUAL " + ha.shape.str(), n, per_element, "ACTUAL " + quote(a.actual));
+  est.add("EXPECTED " + he.shape.str(), n, per_element, "EXPECTED " + quote(a.expected));
+  est.check();
+
+  const io::NpyArray act = read_arg("ACTUAL", [&] { return io::read_npy(a.actual); });
+  const io::NpyArray exp = read_arg("EXPECTED", [&] { return io::read_npy(a.expected); });
   gradcheck::CompareReport report;
-  switch (act.dtype) {
-    case io::NpyDtype::f4:
-      report = gradcheck::compare(io::to_tensor<float>(act, a.actual),
-                                  io::to_tensor<float>(exp, a.expected), opts);
-      break;
-    case io::NpyDtype::f8:
-      report = gradcheck::compare(io::to_tensor<double>(act, a.actual),
-                                  io::to_tensor<double>(exp, a.expected), opts);
-      break;
-    case io::NpyDtype::i8:
-      throw BadInput("compare: " + a.actual + " has dtype int64; compare judges float32/float64");
+  if (act.dtype == io::NpyDtype::f4) {
+    report = gradcheck::compare(io::to_tensor<float>(act, a.actual),
+                                io::to_tensor<float>(exp, a.expected), opts);
+  } else {
+    report = gradcheck::compare(io::to_tensor<double>(act, a.actual),
+                                io::to_tensor<double>(exp, a.expected), opts);
   }
-  std::cout << "actual   " << a.actual << "\nexpected " << a.expected << "\n";
+  std::cout << "actual   " << one_line(a.actual) << "\nexpected " << one_line(a.expected)
+            << "\n";
   report.print(std::cout);
   return report.passed() ? exit_ok : exit_check_failed;
 }
@@ -73,8 +85,14 @@ void register_compare(CLI::App& app, Action& run) {
   args->atol_opt = sub->add_option("--atol", args->atol, "Absolute tolerance");
   args->ulps_opt =
       sub->add_option("--max-ulps", args->max_ulps, "Largest accepted ULP error (ACTUAL's dtype)");
+  sub->add_flag("--nan-equal", args->nan_equal,
+                "NaN against NaN passes (by default it fails: a NaN is no value)");
+  sub->add_flag("--allow-empty", args->allow_empty,
+                "Two empty arrays pass (by default they fail: nothing was compared)");
   sub->footer(
       "With no tolerance given: rtol = 8u (u = 2^-24 float32, 2^-53 float64), atol = 0.\n"
+      "Non-finite values: the same infinity on both sides passes; NaN against NaN fails\n"
+      "unless --nan-equal; NaN or inf against anything else always fails.\n"
       "Exit status: 0 pass, 1 fail, 2 bad input.");
   sub->callback([&run, args] { run = [args] { return run_compare(*args); }; });
 }

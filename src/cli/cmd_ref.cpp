@@ -22,6 +22,7 @@
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/kernels/loss_ref.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
+#include "tapegrad/memory.hpp"
 
 namespace tapegrad::cli {
 
@@ -34,7 +35,7 @@ struct RefArgs {
   std::string x, w, b, target, dy, out;
   std::string out_dtype = "float64";
   std::string stride, pad, dilation, kernel;
-  std::int64_t groups = 1;
+  std::string groups = "1";
   std::map<std::string, CLI::Option*> opts;  // "--w" -> option, to see which were given
 
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
@@ -70,11 +71,131 @@ std::string op_list() {
 
 // A float input as f50 (exact), rejecting int dtypes and NaN/Inf with the file named.
 Tensor<f50> read_float_input(const std::string& path, const std::string& what) {
-  const io::NpyArray a = io::read_npy(path);
-  if (a.dtype == io::NpyDtype::i8)
-    throw BadInput(path + ": " + what + " has dtype int64, expected float32 or float64");
-  io::check_all_finite(a, path);
-  return io::to_tensor<f50>(a, path);
+  return read_arg("--" + what, [&] {
+    const io::NpyArray a = io::read_npy(path);
+    if (a.dtype == io::NpyDtype::i8)
+      throw BadInput(quote(path) + ": " + what + " has dtype int64, expected float32 or float64");
+    io::check_all_finite(a, path);
+    return io::to_tensor<f50>(a, path);
+  });
+}
+
+// Geometry options as parsed (ranges checked; the geometry makers check the rest).
+Pair stride_arg(const RefArgs& a, Pair dflt) {
+  return a.given("--stride") ? parse_pair(a.stride, "--stride", 1, max_size_arg) : dflt;
+}
+Pair pad_arg(const RefArgs& a) {
+  return a.given("--pad") ? parse_pair(a.pad, "--pad", 0, max_size_arg) : Pair{0, 0};
+}
+Pair dilation_arg(const RefArgs& a) {
+  return a.given("--dilation") ? parse_pair(a.dilation, "--dilation", 1, max_size_arg)
+                               : Pair{1, 1};
+}
+Pair kernel_arg(const RefArgs& a) { return parse_pair(a.kernel, "--kernel", 1, max_size_arg); }
+
+// "--pad '1,2' --stride '3'": the geometry options given, for messages about the output size.
+std::string geometry_options(const RefArgs& a) {
+  std::string s;
+  for (const auto& [name, value] : {std::pair{"--kernel", &a.kernel}, {"--stride", &a.stride},
+                                    {"--pad", &a.pad}, {"--dilation", &a.dilation}})
+    if (a.given(name)) s += std::string(s.empty() ? "" : " ") + name + " " + quote(*value, 64);
+  return s;
+}
+
+// The argument behind the size of a windowed op's output: --pad when padding more than doubles
+// the input, else the input itself.
+std::string window_cause(const RefArgs& a, const Shape& x, Pair pad) {
+  if (a.given("--pad") && x.rank() == 4 && (2 * pad[0] > x[2] || 2 * pad[1] > x[3]))
+    return "--pad " + quote(a.pad, 64);
+  return "--x " + quote(a.x);
+}
+
+// A geometry maker's size overflow, said with the options that caused it.
+template <class Make>
+auto with_size_context(const RefArgs& a, const Shape& x, Make make) {
+  try {
+    return make();
+  } catch (const std::length_error& e) {
+    const std::string opts = geometry_options(a);
+    throw std::length_error("ref " + a.op + ": the output size of x " + x.str() +
+                            (opts.empty() ? "" : " with " + opts) + " overflows (" + e.what() +
+                            ")");
+  }
+}
+
+// Before any data is read: every input's header (type of file, format, size against the file),
+// the output shapes from the input shapes, and the memory all of it takes, refused up front.
+// Shape errors found here are the ones compute() would raise, only earlier.
+void check_memory(const RefArgs& a) {
+  struct In {
+    const char* option;
+    const std::string* path;
+  };
+  std::map<std::string, io::NpyHeader> h;
+  memory::Estimate est("ref " + a.op);
+  const auto f50_bytes = static_cast<std::uint64_t>(sizeof(f50));
+  for (const In& in : {In{"--x", &a.x}, In{"--w", &a.w}, In{"--b", &a.b}, In{"--target", &a.target},
+                       In{"--dy", &a.dy}}) {
+    if (!a.given(in.option)) continue;
+    const io::NpyHeader hd = read_arg(in.option, [&] { return io::read_npy_header(*in.path); });
+    const auto n = static_cast<std::uint64_t>(hd.shape.numel());
+    const std::string cause = std::string(in.option) + " " + quote(*in.path);
+    const std::string name = std::string(in.option).substr(2) + " " + hd.shape.str();
+    est.add(name + " as read", 1, hd.data_bytes, cause);
+    // floats become f50; int64 targets become a vector of indices
+    est.add(name + (hd.dtype == io::NpyDtype::i8 ? " as indices" : " in 50 digits"), n,
+            hd.dtype == io::NpyDtype::i8 ? 8 : f50_bytes, cause);
+    h.emplace(in.option, hd);
+  }
+  const Shape& x = h.at("--x").shape;
+  const auto shape_of = [&](const char* o) { return h.count(o) ? &h.at(o).shape : nullptr; };
+  // Outputs: y, and with --dy the gradients (x's shape, and w's and b's where the op has them).
+  std::vector<std::pair<std::string, std::pair<Shape, std::string>>> outs;
+  const std::string x_cause = "--x " + quote(a.x);
+  if (a.op == "conv2d" && shape_of("--w")) {
+    Conv2dParams prm;
+    prm.stride = stride_arg(a, {1, 1});
+    prm.pad = pad_arg(a);
+    prm.dilation = dilation_arg(a);
+    prm.groups = parse_int(a.groups, "--groups", 1, max_size_arg);
+    const Conv2dGeom g = with_size_context(a, x, [&] {
+      return make_conv2d_geom(x, *shape_of("--w"), shape_of("--b"), prm);
+    });
+    outs.push_back({"y", {g.y_shape(), window_cause(a, x, prm.pad)}});
+    if (a.given("--dy")) {
+      outs.push_back({"dw", {g.w_shape(), "--w " + quote(a.w)}});
+      if (a.given("--b")) outs.push_back({"db", {g.b_shape(), "--b " + quote(a.b)}});
+    }
+  } else if (a.op == "linear" && shape_of("--w")) {
+    const LinearGeom g = make_linear_geom(x, *shape_of("--w"), shape_of("--b"));
+    outs.push_back({"y", {g.y_shape(), "--w " + quote(a.w)}});
+    if (a.given("--dy")) {
+      outs.push_back({"dw", {g.w_shape(), "--w " + quote(a.w)}});
+      if (a.given("--b")) outs.push_back({"db", {g.b_shape(), "--b " + quote(a.b)}});
+    }
+  } else if (a.op == "max_pool2d" || a.op == "avg_pool2d") {
+    Pool2dParams prm;
+    prm.kernel = kernel_arg(a);
+    prm.stride = stride_arg(a, prm.kernel);
+    prm.pad = pad_arg(a);
+    const Pool2dGeom g =
+        with_size_context(a, x, [&] { return make_pool2d_geom(x, prm, a.op); });
+    outs.push_back({"y", {g.y_shape(), window_cause(a, x, prm.pad)}});
+  } else if (a.op == "mse_loss" || a.op == "cross_entropy") {
+    outs.push_back({"y", {Shape{}, x_cause}});
+  } else {
+    outs.push_back({"y", {x, x_cause}});  // element-wise ops and flatten: x's size
+  }
+  if (a.given("--dy")) outs.push_back({"dx", {x, x_cause}});
+  // Each output in f50, then rounded and encoded (both kept until the files are written).
+  const std::uint64_t out_item = a.out_dtype == "float32" ? 4 : 8;
+  for (const auto& [name, shape_cause] : outs) {
+    const auto& [shape, cause] = shape_cause;
+    const auto n = static_cast<std::uint64_t>(shape.numel());
+    est.add(name + " " + shape.str() + " in 50 digits", n, f50_bytes, cause);
+    est.add(name + " " + shape.str() + " rounded and encoded", n, 2 * out_item, cause);
+  }
+  est.check();
 }
 
 // The results of one run: named output tensors in f50, plus a one-line description.
@@ -87,7 +208,7 @@ Results compute(const RefArgs& a) {
   const auto& table = op_table();
   const auto it = table.find(a.op);
   if (it == table.end())
-    throw BadInput("ref: unknown op '" + a.op + "'; expected one of " + op_list());
+    throw BadInput("ref: unknown op " + quote(a.op) + "; expected one of " + op_list());
   const OpSpec& spec = it->second;
   for (const char* name :
        {"--w", "--b", "--target", "--stride", "--pad", "--dilation", "--groups", "--kernel"}) {
@@ -96,7 +217,11 @@ Results compute(const RefArgs& a) {
     if (!a.given(name) && spec.required.count(name))
       throw BadInput("ref " + a.op + ": " + name + " is required");
   }
+  for (const auto& [name, path] : {std::pair{"--x", &a.x}, {"--w", &a.w}, {"--b", &a.b},
+                                   {"--target", &a.target}, {"--dy", &a.dy}})
+    if (a.given(name)) check_path_arg(*path, name);
   const std::string& op = a.op;
+  check_memory(a);
 
   // Every input read and checked before any shape logic.
   const Tensor<f50> x = read_float_input(a.x, "x");
@@ -106,7 +231,7 @@ Results compute(const RefArgs& a) {
   if (a.given("--b")) b = read_float_input(a.b, "b");
   if (a.given("--target")) {
     if (op == "cross_entropy") {
-      target_i = io::read_npy_int64(a.target);
+      target_i = read_arg("--target", [&] { return io::read_npy_int64(a.target); });
     } else {
       target_f = read_float_input(a.target, "target");
     }
@@ -123,10 +248,10 @@ Results compute(const RefArgs& a) {
 
   if (op == "conv2d") {
     Conv2dParams prm;
-    if (a.given("--stride")) prm.stride = parse_pair(a.stride, "--stride");
-    if (a.given("--pad")) prm.pad = parse_pair(a.pad, "--pad");
-    if (a.given("--dilation")) prm.dilation = parse_pair(a.dilation, "--dilation");
-    prm.groups = a.groups;
+    prm.stride = stride_arg(a, {1, 1});
+    prm.pad = pad_arg(a);
+    prm.dilation = dilation_arg(a);
+    prm.groups = parse_int(a.groups, "--groups", 1, max_size_arg);
     const Shape b_shape = b ? b->shape() : Shape{};
     const Conv2dGeom g = make_conv2d_geom(x.shape(), w->shape(), b ? &b_shape : nullptr, prm);
     r.description = "conv2d: " + g.str();
@@ -170,9 +295,9 @@ Results compute(const RefArgs& a) {
     if (dy) grad("dx", ref::flatten_backward(x.shape(), *dy));
   } else if (op == "max_pool2d" || op == "avg_pool2d") {
     Pool2dParams prm;
-    prm.kernel = parse_pair(a.kernel, "--kernel");
-    prm.stride = a.given("--stride") ? parse_pair(a.stride, "--stride") : prm.kernel;
-    prm.pad = a.given("--pad") ? parse_pair(a.pad, "--pad") : Pair{0, 0};
+    prm.kernel = kernel_arg(a);
+    prm.stride = stride_arg(a, prm.kernel);
+    prm.pad = pad_arg(a);
     const Pool2dGeom g = make_pool2d_geom(x.shape(), prm, op);
     r.description = op + ": " + g.str();
     if (op == "max_pool2d") {
@@ -200,11 +325,12 @@ Results compute(const RefArgs& a) {
 
 int run_ref(const RefArgs& a) {
   if (a.out_dtype != "float64" && a.out_dtype != "float32")
-    throw BadInput("ref: --out-dtype must be float64 or float32, got '" + a.out_dtype + "'");
+    throw BadInput("ref: --out-dtype must be float64 or float32, got " + quote(a.out_dtype));
+  check_path_arg(a.out, "--out");
   const fs::path dir = a.out;
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
-    throw BadInput("ref: --out '" + a.out + "' exists and is not a directory");
+    throw BadInput("ref: --out " + quote(a.out) + " exists and is not a directory");
 
   const Results r = compute(a);
 
@@ -226,13 +352,13 @@ int run_ref(const RefArgs& a) {
     files.emplace_back(dir / (name + ".npy"), std::move(bytes));
   }
   fs::create_directories(dir, ec);
-  if (ec) throw BadInput("ref: cannot create --out directory '" + a.out + "': " + ec.message());
+  if (ec) throw BadInput("ref: cannot create --out directory " + quote(a.out) + ": " + ec.message());
   io::AtomicBatch batch;
   for (const auto& [path, bytes] : files) batch.stage(path, bytes);
   batch.commit();
 
   std::cout << r.description << "\n";
-  for (const auto& [path, bytes] : files) std::cout << "  wrote " << path.string() << "\n";
+  for (const auto& [path, bytes] : files) std::cout << "  wrote " << one_line(path.native()) << "\n";
   return exit_ok;
 }
 
@@ -259,7 +385,7 @@ void register_ref(CLI::App& app, Action& run) {
   o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
   o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
   o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
-  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d)");
+  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d), at least 1");
   o["--kernel"] = sub->add_option("--kernel", args->kernel, "KH,KW or K (pools)");
   sub->callback([&run, args] { run = [args] { return run_ref(*args); }; });
 }

@@ -67,6 +67,8 @@ CompareReport compare(const Tensor<double>& actual, const Tensor<double>& expect
   r.numel = expected.numel();
   r.precision = opts.precision.value_or(UlpPrecision::float64);
   r.max_ulps = opts.max_ulps;
+  r.nan_equal = opts.nan_equal;
+  r.allow_empty = opts.allow_empty;
   r.default_tolerance = !opts.rtol && !opts.atol && !opts.max_ulps;
   if (r.default_tolerance) {
     r.rtol = default_rtol(r.precision);
@@ -85,8 +87,11 @@ CompareReport compare(const Tensor<double>& actual, const Tensor<double>& expect
     bool fail = false, mismatch = false;
     std::uint64_t ulps = 0;
     if (!std::isfinite(a) || !std::isfinite(e)) {
-      const bool same = (std::isnan(a) && std::isnan(e)) || a == e;  // a == e: same infinity
-      if (same) {
+      if (std::isnan(a) && std::isnan(e)) {
+        ++r.nan_pairs;
+        if (!r.nan_equal) fail = mismatch = true;  // shown as the worst element, like a mismatch
+      } else if (a == e) {  // the same infinity
+        ++r.infinity_pairs;
         ++r.histogram[0];
       } else {
         mismatch = fail = true;
@@ -168,6 +173,19 @@ void CompareReport::print(std::ostream& os) const {
     os << "    " << label << " " << histogram[b] << "\n";
   }
   os << "    NaN/Inf mismatch " << nonfinite_mismatches << "\n";
+  if (nan_pairs || infinity_pairs) {
+    os << "  non-finite       ";
+    if (nan_pairs)
+      os << nan_pairs << " NaN against NaN ("
+         << (nan_equal ? "accepted: --nan-equal" : "failing; --nan-equal accepts them") << ")"
+         << (infinity_pairs ? ", " : "");
+    if (infinity_pairs) os << infinity_pairs << " equal infinities (passing)";
+    os << "\n";
+  }
+  if (numel == 0)
+    os << "  nothing compared: both arrays are empty ("
+       << (allow_empty ? "accepted: --allow-empty" : "failing; --allow-empty accepts this")
+       << ")\n";
   os << "  failing          " << failing << " of " << numel << "\n";
   os << (passed() ? "PASS" : "FAIL") << "\n";
 }

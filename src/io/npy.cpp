@@ -4,14 +4,15 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <algorithm>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
 
 #include "tapegrad/errors.hpp"
 #include "tapegrad/io/atomic_file.hpp"
+#include "tapegrad/io/input_file.hpp"
+#include "tapegrad/memory.hpp"
 
 namespace tapegrad::io {
 
@@ -25,8 +26,12 @@ constexpr std::string_view magic = "\x93NUMPY";
 
 std::size_t itemsize(NpyDtype d) { return d == NpyDtype::f4 ? 4 : 8; }
 
+// `name` is the raw file name; every message shows it quoted.
 [[noreturn]] void bad(std::string_view name, const std::string& what) {
-  throw std::invalid_argument(std::string(name) + ": " + what);
+  throw std::invalid_argument(quote(name) + ": " + what);
+}
+[[noreturn]] void too_long(std::string_view name, const std::string& what) {
+  throw std::length_error(quote(name) + ": " + what);
 }
 
 // ---- a small parser for the header dict, which is a Python literal such as
@@ -60,36 +65,69 @@ class HeaderParser {
     if (end == std::string_view::npos) fail("unterminated string");
     std::string out(s_.substr(i_, end - i_));
     if (out.find('\\') != std::string::npos) fail("escape sequences are not supported");
+    if (out.find('\n') != std::string::npos) fail("a newline inside a string");
     i_ = end + 1;
     return out;
   }
   bool boolean() {
     skip_ws();
-    if (s_.substr(i_, 4) == "True") return i_ += 4, true;
-    if (s_.substr(i_, 5) == "False") return i_ += 5, false;
-    fail("expected True or False");
-  }
-  index_t integer() {
-    skip_ws();
-    if (i_ < s_.size() && s_[i_] == '-') fail("negative dimension in shape");
-    if (i_ >= s_.size() || s_[i_] < '0' || s_[i_] > '9') fail("expected an integer");
-    index_t v = 0;
-    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') {
-      const index_t digit = s_[i_++] - '0';
-      if (v > (std::numeric_limits<index_t>::max() - digit) / 10)
-        throw std::length_error(std::string(name_) +
-                                ": .npy header: a dimension does not fit in 64 bits");
-      v = v * 10 + digit;
+    bool v = false;
+    if (s_.substr(i_, 4) == "True") {
+      i_ += 4, v = true;
+    } else if (s_.substr(i_, 5) == "False") {
+      i_ += 5, v = false;
+    } else {
+      fail("expected True or False");
     }
-    if (i_ < s_.size() && (s_[i_] == 'L' || s_[i_] == 'l')) ++i_;  // Python 2 long suffix
+    if (i_ < s_.size() && identifier_char(s_[i_])) fail("expected True or False");
     return v;
   }
-  // "()", "(3,)", "(2, 3)", "(2, 3,)"
+  // A dimension: a Python 3 decimal integer literal, as ast.literal_eval (NumPy's reader)
+  // takes it: [1-9](_?[0-9])* or 0(_?0)*, so no leading zeros ("03" is a SyntaxError there);
+  // NumPy also drops a Python 2 'L' suffix. Hex, octal, signs, floats and True are refused.
+  index_t integer() {
+    skip_ws();
+    if (i_ < s_.size() && (s_[i_] == '-' || s_[i_] == '+'))
+      fail(s_[i_] == '-' ? "negative dimension in shape" : "a sign before a dimension");
+    if (i_ >= s_.size() || s_[i_] < '0' || s_[i_] > '9') fail("expected an integer");
+    const std::size_t start = i_;
+    const bool leading_zero = s_[i_] == '0';
+    index_t v = 0;
+    bool overflow = false;
+    while (i_ < s_.size()) {
+      const char c = s_[i_];
+      if (c == '_') {
+        if (i_ + 1 >= s_.size() || s_[i_ + 1] < '0' || s_[i_ + 1] > '9')
+          fail("'_' must stand between two digits");
+        ++i_;
+        continue;
+      }
+      if (c < '0' || c > '9') break;
+      const index_t digit = c - '0';
+      if (leading_zero && digit != 0)
+        fail("leading zeros in the dimension " + quote(s_.substr(start, i_ + 1 - start)) +
+             " (NumPy rejects them, as Python 3 does)");
+      if (v > (std::numeric_limits<index_t>::max() - digit) / 10) overflow = true;
+      if (!overflow) v = v * 10 + digit;
+      ++i_;
+    }
+    if (i_ < s_.size() && s_[i_] == 'L') ++i_;  // Python 2 long suffix, dropped by NumPy
+    if (i_ < s_.size() && (identifier_char(s_[i_]) || s_[i_] == '.'))
+      fail("a dimension must be a decimal integer");
+    if (overflow)
+      too_long(name_, ".npy header: the dimension " + quote(s_.substr(start, i_ - start), 40) +
+                          " does not fit in 64 bits");
+    return v;
+  }
+  // "()", "(3,)", "(2, 3)", "(2, 3,)"; at most npy_max_dims entries.
   std::vector<index_t> tuple() {
     expect('(');
     std::vector<index_t> dims;
     if (accept(')')) return dims;
     while (true) {
+      if (static_cast<index_t>(dims.size()) == npy_max_dims)
+        bad(name_, ".npy shape has more than " + std::to_string(npy_max_dims) +
+                       " dimensions, NumPy's limit (NPY_MAXDIMS)");
       dims.push_back(integer());
       const bool comma = accept(',');
       if (accept(')')) {
@@ -103,18 +141,20 @@ class HeaderParser {
     skip_ws();
     return i_ == s_.size();
   }
+  std::size_t offset() const { return i_; }
   [[noreturn]] void fail(const std::string& what) const {
+    // The header's start (where the dict is), escaped; its padding is not worth showing.
+    std::string_view shown = s_.substr(0, 120);
+    while (!shown.empty() && (shown.back() == ' ' || shown.back() == '\n'))
+      shown.remove_suffix(1);
     bad(name_, "malformed .npy header (" + what + " at offset " + std::to_string(i_) +
-                   "): " + printable(s_));
+                   "): " + quote(shown) + (s_.size() > 120 ? "..." : ""));
   }
 
  private:
-  static std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 120)) out += (c >= 32 && c < 127) ? c : '?';
-    while (!out.empty() && (out.back() == ' ' || out.back() == '?')) out.pop_back();
-    if (s.size() > 120) out += "...";
-    return out;
+  static bool identifier_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
   }
 
   std::string_view s_;
@@ -124,7 +164,7 @@ class HeaderParser {
 
 NpyDtype parse_descr(const std::string& d, std::string_view name) {
   auto unsupported = [&](const std::string& why) -> NpyDtype {
-    bad(name, "unsupported dtype '" + d + "'" + why +
+    bad(name, "unsupported dtype " + quote(d) + why +
                   "; expected '<f4' (float32), '<f8' (float64) or '<i8' (int64)");
   };
   if (d.size() != 3) return unsupported("");
@@ -136,13 +176,6 @@ NpyDtype parse_descr(const std::string& d, std::string_view name) {
   // which NumPy only writes for 1-byte types, so it is not a valid order for these.
   if (order != '<' && order != '=') return unsupported("");
   return kind == "f4" ? NpyDtype::f4 : kind == "f8" ? NpyDtype::f8 : NpyDtype::i8;
-}
-
-template <class V>
-V copy_elements(std::string_view bytes, std::size_t count) {
-  V v(count);
-  if (count) std::memcpy(v.data(), bytes.data(), bytes.size());
-  return v;
 }
 
 std::string shape_tuple(const Shape& s) {
@@ -161,6 +194,8 @@ std::string encode(NpyDtype dtype, const Shape& shape, const V& data, int versio
             " needs ", shape.numel(), " elements, got ", data.size());
   check_arg(version == 1 || version == 2, "write_npy", "format version must be 1 or 2, got ",
             version);
+  check_arg(shape.rank() <= npy_max_dims, "write_npy", "shape ", shape.str(), " has ",
+            shape.rank(), " dimensions, more than NumPy's limit of ", npy_max_dims);
   std::string dict = std::string("{'descr': '") + dtype_descr(dtype) +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(shape) + ", }";
   // Pad with spaces so that the data starts at a multiple of 64 bytes (as NumPy does), the
@@ -258,29 +293,45 @@ const char* dtype_descr(NpyDtype d) {
   return "?";
 }
 
-NpyArray parse_npy(std::string_view bytes, std::string_view name) {
-  if (bytes.size() < 10 || bytes.substr(0, 6) != magic)
-    bad(name, "not a .npy file (missing the \\x93NUMPY magic)");
-  const int major = static_cast<unsigned char>(bytes[6]);
-  const int minor = static_cast<unsigned char>(bytes[7]);
-  if ((major != 1 && major != 2) || minor != 0)
-    bad(name, ".npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                  " is not supported (expected 1.0 or 2.0)");
-  const std::size_t prefix = major == 1 ? 10 : 12;
-  if (bytes.size() < prefix) bad(name, "truncated .npy preamble");
-  auto byte = [&](std::size_t i) {
-    return static_cast<std::size_t>(static_cast<unsigned char>(bytes[i]));
-  };
-  std::size_t header_len = byte(8) | (byte(9) << 8);
-  if (major == 2) header_len |= (byte(10) << 16) | (byte(11) << 24);
-  if (header_len > bytes.size() - prefix)
-    bad(name, ".npy header length " + std::to_string(header_len) +
-                  " runs past the end of the file (" + std::to_string(bytes.size()) + " bytes)");
-  const std::string_view header = bytes.substr(prefix, header_len);
-  if (header.empty() || header.back() != '\n')
-    bad(name, "malformed .npy header (it must end with a newline)");
+namespace {
 
-  HeaderParser p(header, name);
+// The preamble: magic, version, header length (the header must fit in the file).
+struct Preamble {
+  int major = 1;
+  std::uint64_t prefix = 10, header_len = 0;
+};
+
+Preamble parse_preamble(std::string_view first, std::uint64_t file_size, std::string_view name) {
+  if (first.size() < 10 || first.substr(0, 6) != magic)
+    bad(name, "not a .npy file (missing the \\x93NUMPY magic)");
+  Preamble p;
+  p.major = static_cast<unsigned char>(first[6]);
+  const int minor = static_cast<unsigned char>(first[7]);
+  if ((p.major != 1 && p.major != 2) || minor != 0)
+    bad(name, ".npy format version " + std::to_string(p.major) + "." + std::to_string(minor) +
+                  " is not supported (expected 1.0 or 2.0)");
+  p.prefix = p.major == 1 ? 10 : 12;
+  if (first.size() < p.prefix) bad(name, "truncated .npy preamble");
+  auto byte = [&](std::size_t i) {
+    return static_cast<std::uint64_t>(static_cast<unsigned char>(first[i]));
+  };
+  p.header_len = byte(8) | (byte(9) << 8);
+  if (p.major == 2) p.header_len |= (byte(10) << 16) | (byte(11) << 24);
+  if (p.header_len > file_size - p.prefix)
+    bad(name, ".npy header length " + std::to_string(p.header_len) +
+                  " runs past the end of the file (" + std::to_string(file_size) + " bytes)");
+  return p;
+}
+
+bool header_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The header dict, from `text`: the whole header when `complete`, else its first bytes (the
+// caller checks that the rest is padding). Then NumPy's size limits and the data's extent.
+NpyHeader parse_header(std::string_view text, bool complete, const Preamble& pre,
+                       std::uint64_t file_size, std::string_view name) {
+  if (complete && (text.empty() || text.back() != '\n'))
+    bad(name, "malformed .npy header (it must end with a newline)");
+  HeaderParser p(text, name);
   std::string descr;
   bool fortran = false;
   std::vector<index_t> dims;
@@ -299,14 +350,17 @@ NpyArray parse_npy(std::string_view bytes, std::string_view name) {
       if (have_shape) p.fail("duplicate key 'shape'");
       dims = p.tuple(), have_shape = true;
     } else {
-      p.fail("unexpected key '" + key + "'");
+      p.fail("unexpected key " + quote(key, 64));
     }
     if (!p.accept(',')) {
       p.expect('}');
       break;
     }
   }
-  if (!p.at_end()) p.fail("text after the closing '}'");
+  if (!p.at_end()) {
+    p.fail(complete ? "text after the closing '}'"
+                    : "text after the closing '}' (only padding may follow the dict)");
+  }
   if (!have_descr || !have_order || !have_shape)
     p.fail(std::string("missing key '") +
            (!have_descr   ? "descr"
@@ -315,53 +369,129 @@ NpyArray parse_npy(std::string_view bytes, std::string_view name) {
            "'");
   if (fortran) bad(name, "Fortran-order arrays are not supported (write with C order)");
 
-  NpyArray a;
-  a.version = major;
-  a.dtype = parse_descr(descr, name);
-  // The element count in checked arithmetic, before anything is allocated.
-  try {
-    a.shape = Shape(dims);
-  } catch (const std::length_error& e) {
-    throw std::length_error(std::string(name) + ": .npy " + e.what());
+  NpyHeader h;
+  h.version = pre.major;
+  h.dtype = parse_descr(descr, name);
+  // NumPy's own limit first ("array is too big"): the nonzero dimensions times the item size
+  // must fit in a signed 64-bit size, even when a zero dimension leaves no element at all.
+  std::uint64_t bytes_nonzero = itemsize(h.dtype);
+  for (index_t d : dims) {
+    if (d == 0) continue;
+    if (__builtin_mul_overflow(bytes_nonzero, static_cast<std::uint64_t>(d), &bytes_nonzero) ||
+        bytes_nonzero > static_cast<std::uint64_t>(std::numeric_limits<index_t>::max())) {
+      std::string t = "(";
+      for (std::size_t i = 0; i < dims.size(); ++i) t += (i ? ", " : "") + std::to_string(dims[i]);
+      too_long(name, ".npy shape " + t + (dims.size() == 1 ? ",)" : ")") + " of " +
+                         dtype_name(h.dtype) +
+                         ": its byte size overflows 64 bits (NumPy: array is too big)");
+    }
   }
-  const index_t nbytes =
-      checked_mul(a.shape.numel(), static_cast<index_t>(itemsize(a.dtype)), ".npy data size");
-  const std::size_t data_start = prefix + header_len;
-  const std::size_t avail = bytes.size() - data_start;
-  const auto need = static_cast<std::size_t>(nbytes);
-  std::string shape_txt = "shape " + a.shape.str() + " " + dtype_name(a.dtype);
-  if (avail < need)
-    bad(name, "truncated .npy data: " + shape_txt + " needs " + std::to_string(need) +
+  try {
+    h.shape = Shape(dims);
+  } catch (const std::length_error& e) {
+    too_long(name, std::string(".npy ") + e.what());
+  }
+  h.data_offset = pre.prefix + pre.header_len;
+  h.data_bytes = static_cast<std::uint64_t>(h.shape.numel()) * itemsize(h.dtype);
+  const std::uint64_t avail = file_size - h.data_offset;
+  const std::string shape_txt = "shape " + h.shape.str() + " " + dtype_name(h.dtype);
+  if (avail < h.data_bytes)
+    bad(name, "truncated .npy data: " + shape_txt + " needs " + std::to_string(h.data_bytes) +
                   " bytes, the file holds " + std::to_string(avail));
-  if (avail > need)
-    bad(name,
-        ".npy file has " + std::to_string(avail - need) + " bytes after the data of " + shape_txt);
-  const std::string_view payload = bytes.substr(data_start, need);
-  const auto count = static_cast<std::size_t>(a.shape.numel());
-  switch (a.dtype) {
+  if (avail > h.data_bytes)
+    bad(name, ".npy file has " + std::to_string(avail - h.data_bytes) +
+                  " bytes after the data of " + shape_txt);
+  return h;
+}
+
+// The bytes of a header past its parsed window: padding only (whitespace), then the final
+// newline. `read(offset, n)` returns n bytes of the file.
+template <class Read>
+void check_padding(const Read& read, std::uint64_t from, std::uint64_t to,
+                   std::string_view name) {
+  constexpr std::uint64_t chunk = std::uint64_t{1} << 20;
+  for (std::uint64_t at = from; at < to; at += chunk) {
+    const std::size_t n = static_cast<std::size_t>(std::min(chunk, to - at));
+    const std::string bytes = read(at, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!header_space(bytes[i]))
+        bad(name, "malformed .npy header (byte " + std::to_string(at + i) +
+                      " is not padding: only spaces may follow the dict after the first " +
+                      std::to_string(from) + " bytes)");
+    }
+    if (at + n == to && bytes[n - 1] != '\n')
+      bad(name, "malformed .npy header (it must end with a newline)");
+  }
+}
+
+// Preamble, header (windowed), padding, data extent: everything but the data itself.
+template <class Read>
+NpyHeader read_header(const Read& read, std::uint64_t file_size, std::string_view name,
+                      std::size_t window) {
+  const std::string first = read(0, static_cast<std::size_t>(std::min<std::uint64_t>(12, file_size)));
+  const Preamble pre = parse_preamble(first, file_size, name);
+  const auto head_len = static_cast<std::size_t>(std::min<std::uint64_t>(pre.header_len, window));
+  const bool complete = head_len == pre.header_len;
+  const std::string head = read(pre.prefix, head_len);
+  // The dict must end inside the window: everything after it there is padding too.
+  const NpyHeader h = parse_header(head, complete, pre, file_size, name);
+  if (!complete) check_padding(read, pre.prefix + head_len, pre.prefix + pre.header_len, name);
+  return h;
+}
+
+// The data of a checked header, read straight into the array's vector.
+template <class ReadInto>
+NpyArray read_data(const NpyHeader& h, const ReadInto& read_into, std::string_view name) {
+  memory::check_allocation(h.data_bytes, quote(name) + ": the data of shape " + h.shape.str() +
+                                             " " + dtype_name(h.dtype));
+  NpyArray a;
+  a.version = h.version;
+  a.dtype = h.dtype;
+  a.shape = h.shape;
+  const auto count = static_cast<std::size_t>(h.shape.numel());
+  auto fill = [&](auto& v) {
+    v.resize(count);
+    if (count) read_into(h.data_offset, v.data(), static_cast<std::size_t>(h.data_bytes));
+  };
+  switch (h.dtype) {
     case NpyDtype::f4:
-      a.data = copy_elements<std::vector<float>>(payload, count);
+      fill(a.data.emplace<std::vector<float>>());
       break;
     case NpyDtype::f8:
-      a.data = copy_elements<std::vector<double>>(payload, count);
+      fill(a.data.emplace<std::vector<double>>());
       break;
     case NpyDtype::i8:
-      a.data = copy_elements<std::vector<std::int64_t>>(payload, count);
+      fill(a.data.emplace<std::vector<std::int64_t>>());
       break;
   }
   return a;
 }
 
+}  // namespace
+
+NpyArray parse_npy(std::string_view bytes, std::string_view name, std::size_t header_window) {
+  auto read = [&](std::uint64_t off, std::size_t n) {
+    return std::string(bytes.substr(static_cast<std::size_t>(off), n));
+  };
+  auto read_into = [&](std::uint64_t off, void* dst, std::size_t n) {
+    std::memcpy(dst, bytes.data() + off, n);
+  };
+  const NpyHeader h = read_header(read, bytes.size(), name, std::max<std::size_t>(header_window, 1));
+  return read_data(h, read_into, name);
+}
+
+NpyHeader read_npy_header(const std::filesystem::path& path) {
+  const InputFile f = InputFile::open(path);
+  auto read = [&](std::uint64_t off, std::size_t n) { return f.read(off, n); };
+  return read_header(read, f.size(), path.native(), npy_header_window);
+}
+
 NpyArray read_npy(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw std::invalid_argument(name + ": is a directory, expected a .npy file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(name + ": cannot open file");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::runtime_error(name + ": read error");
-  return parse_npy(bytes, name);
+  const InputFile f = InputFile::open(path);
+  auto read = [&](std::uint64_t off, std::size_t n) { return f.read(off, n); };
+  auto read_into = [&](std::uint64_t off, void* dst, std::size_t n) { f.read_into(off, dst, n); };
+  const NpyHeader h = read_header(read, f.size(), path.native(), npy_header_window);
+  return read_data(h, read_into, path.native());
 }
 
 std::string encode_npy(const Shape& shape, const std::vector<float>& data) {
@@ -423,7 +553,7 @@ void check_all_finite(const NpyArray& a, std::string_view name) {
     for (std::size_t i = 0; i < v.size(); ++i) {
       const double x = static_cast<double>(v[i]);
       if (!std::isfinite(x))
-        throw std::domain_error(std::string(name) + ": element " +
+        throw std::domain_error(quote(name) + ": element " +
                                 multi_index_str(a.shape, static_cast<index_t>(i)) + " is " +
                                 (std::isnan(x) ? "nan"
                                  : x > 0       ? "inf"

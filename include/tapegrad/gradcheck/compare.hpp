@@ -9,8 +9,15 @@
 //              between a and e, computed exactly as the distance of their ordered integer
 //              images (+0 and -0 coincide). For float precision both values are first rounded
 //              to float, so a correctly rounded float result has 0 ULP error.
-//   non-finite: a NaN/Inf on either side passes only if the other side is the same (NaN and
-//              NaN, +inf and +inf); anything else is a "NaN/Inf mismatch" and always fails.
+//   non-finite: a NaN/Inf on either side passes only if the other side is the same value:
+//              +inf against +inf and -inf against -inf pass (the values are equal; counted as
+//              equal infinities in the report); NaN against NaN FAILS unless nan_equal is set
+//              (a NaN is no value, so two of them do not show that two computations agree;
+//              NumPy's assert_allclose passes them by default, PyTorch's assert_close does
+//              not; `tapegrad compare --nan-equal` sets it). Anything else (NaN or inf against
+//              a finite value, +inf against -inf) is a "NaN/Inf mismatch" and always fails.
+//   empty:     two arrays with no element compare nothing, so they FAIL unless allow_empty is
+//              set (`--allow-empty`): an empty output is more often a bug than the intent.
 //
 // An element passes if it satisfies every criterion the caller gave:
 //   |a - e| <= atol + rtol * |e|   (when rtol or atol is given; the other one is then 0)
@@ -42,6 +49,8 @@ struct CompareOptions {
   std::optional<std::uint64_t> max_ulps;
   // The precision whose ULPs are counted; by default that of the tensors' element type.
   std::optional<UlpPrecision> precision;
+  bool nan_equal = false;    // NaN against NaN passes
+  bool allow_empty = false;  // two empty tensors pass
 };
 
 struct CompareReport {
@@ -67,9 +76,13 @@ struct CompareReport {
   // (1, 2-3, 4-7, ...), b up to 64.
   std::vector<index_t> histogram = std::vector<index_t>(65, 0);
   index_t nonfinite_mismatches = 0;
+  index_t nan_pairs = 0;        // NaN against NaN (failing unless nan_equal)
+  index_t infinity_pairs = 0;   // the same infinity on both sides (passing)
+  bool nan_equal = false, allow_empty = false;
   index_t failing = 0;
 
-  bool passed() const { return failing == 0; }
+  // No failing element, and something compared (or allow_empty).
+  bool passed() const { return failing == 0 && (numel > 0 || allow_empty); }
   // "0", "1", "2-3", "4-7", ...
   static std::string bucket_label(std::size_t b);
   // Multi-line human-readable report, ending in "PASS" or "FAIL".

@@ -84,7 +84,10 @@
 #include <vector>
 
 #include "tapegrad/gradcheck/tolerance.hpp"
-#include "tapegrad/layers/network.hpp"
+#include "tapegrad/net/network.hpp"
+#include "tapegrad/net/problem.hpp"
+#include "tapegrad/net/reference.hpp"
+#include "tapegrad/net/sequential.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/var/var.hpp"
 
@@ -194,18 +197,7 @@ inline double to_double(const f50& v) { return static_cast<double>(v); }
 
 // f50 multiply-adds of the layers from `start` on (the cost of one restarted forward).
 inline double forward_macs(const NetSpec& spec, std::size_t start, index_t n) {
-  double m = 0;
-  for (std::size_t i = start; i < spec.layers.size(); ++i) {
-    const LayerSpec& L = spec.layers[i];
-    const double out = static_cast<double>(L.out_shape.numel()) * static_cast<double>(n);
-    if (L.kind == LayerKind::conv2d)
-      m += out * static_cast<double>(L.in_shape[1] / L.conv.groups * L.kernel[0] * L.kernel[1]);
-    else if (L.kind == LayerKind::linear)
-      m += out * static_cast<double>(L.in_shape[1]);
-    else
-      m += static_cast<double>(L.in_shape.numel()) * static_cast<double>(n);
-  }
-  return m + 1;
+  return spec.forward_macs(start, n) + 1;
 }
 
 }  // namespace fourway_detail
@@ -225,62 +217,24 @@ inline std::vector<Tensor<f50>> abs_gradient_scales(const NetSpec& spec,
   const std::vector<Tensor<f50>> acts_abs = reference_activations(spec, absf(v.x), abs_params);
   const Tensor<f50>& out = acts.back();
   const Tensor<f50>& out_abs = acts_abs.back();
-  Tensor<f50> d(out.shape());
-  if (spec.loss == LossKind::mse) {
-    for (index_t i = 0; i < d.numel(); ++i)
-      d[i] = 2 * (abs(out_abs[i]) + abs(v.targets.values[i])) / f50(d.numel());
-  } else {
-    const Tensor<f50> p = ref::softmax_forward(out);
-    f50 zmax(0);
-    for (const f50& z : out_abs)
-      if (abs(z) > zmax) zmax = abs(z);
-    const index_t nb = out.size(0);
-    for (index_t n = 0; n < nb; ++n)
-      for (index_t c = 0; c < out.size(1); ++c)
-        d(n, c) = (p(n, c) + (c == v.targets.labels[static_cast<std::size_t>(n)] ? 1 : 0)) *
-                  (1 + zmax) / f50(nb);
-  }
+  const index_t count = spec.loss_count(out.size(0));
+  Tensor<f50> d = visit_loss_kind(spec.loss, [&](auto loss) {
+    return decltype(loss)::magnitude_seed(out, out_abs, v.targets, count);
+  });
   std::vector<Tensor<f50>> gp(v.params.size());
+  std::vector<const Tensor<f50>*> lp;
+  std::vector<Tensor<f50>> dp;
   for (std::size_t li = spec.layers.size(); li-- > 0;) {
     const LayerSpec& L = spec.layers[li];
-    const Tensor<f50>& a = acts[li];
-    const Tensor<f50>& y = acts[li + 1];
-    const auto wi = static_cast<std::size_t>(L.w_param);
-    const auto bi = static_cast<std::size_t>(L.b_param);
-    switch (L.kind) {
-      case LayerKind::conv2d: {
-        const Tensor<f50>& w = v.params[wi];
-        const Shape bs{w.size(0)};
-        const Conv2dGeom g =
-            make_conv2d_geom(a.shape(), w.shape(), L.b_param >= 0 ? &bs : nullptr, L.conv);
-        gp[wi] = ref::conv2d_backward_weights(g, absf(acts_abs[li]), d);
-        if (L.b_param >= 0) gp[bi] = ref::conv2d_backward_bias(g, d);
-        d = ref::conv2d_backward_data(g, d, abs_params[wi]);
-        break;
-      }
-      case LayerKind::linear: {
-        const Tensor<f50>& w = v.params[wi];
-        const Shape bs{w.size(0)};
-        const LinearGeom g =
-            make_linear_geom(a.shape(), w.shape(), L.b_param >= 0 ? &bs : nullptr);
-        gp[wi] = ref::linear_backward_weights(g, absf(acts_abs[li]), d);
-        if (L.b_param >= 0) gp[bi] = ref::linear_backward_bias(g, d);
-        d = ref::linear_backward_data(g, d, abs_params[wi]);
-        break;
-      }
-      case LayerKind::relu: d = ref::relu_backward(a, d); break;
-      case LayerKind::sigmoid:
-        for (index_t i = 0; i < d.numel(); ++i) d[i] *= y[i];
-        break;
-      case LayerKind::tanh: break;
-      case LayerKind::max_pool2d:
-        d = ref::max_pool2d_backward(make_pool2d_geom(a.shape(), L.pool, "max_pool2d"), a, d);
-        break;
-      case LayerKind::avg_pool2d:
-        d = ref::avg_pool2d_backward(make_pool2d_geom(a.shape(), L.pool, "avg_pool2d"), d);
-        break;
-      case LayerKind::flatten: d = d.reshaped(a.shape()); break;
-    }
+    lp.clear();
+    for (int i : L.params) lp.push_back(&abs_params[static_cast<std::size_t>(i)]);
+    dp.assign(L.params.size(), Tensor<f50>());
+    const MagnitudeInputs m{acts[li], acts_abs[li], acts[li + 1], ParamViews<f50>(lp)};
+    d = visit_layer_kind(L.kind, [&](auto kind) {
+      return decltype(kind)::magnitude(L, m, d, std::span<Tensor<f50>>(dp));
+    });
+    for (std::size_t j = 0; j < dp.size(); ++j)
+      gp[static_cast<std::size_t>(L.params[j])] = std::move(dp[j]);
   }
   std::vector<Tensor<f50>> scales{std::move(d)};
   for (auto& t : gp) scales.push_back(std::move(t));

@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/errors.hpp"
+
 namespace tapegrad::io {
 
 namespace detail {
@@ -45,15 +47,15 @@ inline void write_temp(const std::filesystem::path& tmp, const std::filesystem::
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out)
-      throw std::runtime_error("cannot write '" + dest.string() + "': cannot create '" +
-                               tmp.string() + "'");
+      throw std::runtime_error("cannot write " + quote(dest.native()) + ": cannot create " +
+                               quote(tmp.native()));
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.flush();
     if (!out) {
       out.close();
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      throw std::runtime_error("cannot write '" + dest.string() + "': write failed");
+      throw std::runtime_error("cannot write " + quote(dest.native()) + ": write failed");
     }
   }
 }
@@ -64,7 +66,7 @@ inline void rename_into_place(const std::filesystem::path& tmp, const std::files
   if (ec) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
-    throw std::runtime_error("cannot write '" + dest.string() + "': " + ec.message());
+    throw std::runtime_error("cannot write " + quote(dest.native()) + ": " + ec.message());
   }
 }
 

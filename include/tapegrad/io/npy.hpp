@@ -7,11 +7,27 @@
 //           padded with spaces and ended by '\n'
 //   data:   numel * itemsize bytes, row-major, nothing after it.
 //
-// Every malformed file is rejected with one line naming the file:
+// Reading checks, in this order, before the data is read or allocated:
+//   the path      a regular file (io/input_file.hpp: a FIFO, a device or a directory is refused
+//                 before any read that could block)
+//   the preamble  magic, version 1.0 or 2.0, a header length that fits in the file
+//   the header    a Python dict literal with exactly the keys 'descr', 'fortran_order' and
+//                 'shape', as NumPy's reader (ast.literal_eval) accepts it: decimal integers
+//                 (no leading zeros such as 03, as in Python 3; '_' between digits and a Python 2
+//                 'L' suffix allowed), at most 32 dimensions (NumPy's NPY_MAXDIMS), and the
+//                 byte size of the nonzero dimensions times the item size within 2^63 - 1 (what
+//                 NumPy calls "array is too big"). Only the first 1 MiB of a header is parsed
+//                 as text; past it (a version 2.0 header can be up to 4 GiB) only the padding
+//                 NumPy writes is allowed, checked as it is read.
+//   the data      exactly numel * itemsize bytes, to the end of the file (compared with the
+//                 file's size, so a sparse 100 GB file is judged without reading it)
+//   the memory    the data's size against memory::limit() (memory.hpp)
+// Every failure is one line naming the file (quoted, as quote() writes it):
 //   std::invalid_argument  bad magic/version, malformed header, unsupported dtype or order,
-//                          truncated data, trailing bytes
-//   std::length_error      a shape whose element count overflows (checked before allocating)
-//   std::runtime_error     the file cannot be opened
+//                          more than 32 dimensions, truncated data, trailing bytes, not a file
+//   std::length_error      a shape whose element or byte count overflows
+//   memory::Refused        (a std::length_error) data larger than the memory limit
+//   std::runtime_error     the file cannot be opened or read
 // Writing goes through io::write_file_atomic: version 1.0 unless the header needs 2.0.
 #pragma once
 
@@ -44,13 +60,34 @@ struct NpyArray {
   const std::vector<std::int64_t>& i64() const { return std::get<std::vector<std::int64_t>>(data); }
 };
 
+// What a .npy file holds, from its preamble and header alone.
+struct NpyHeader {
+  NpyDtype dtype = NpyDtype::f8;
+  Shape shape;
+  int version = 1;
+  std::uint64_t data_offset = 0;  // where the data starts
+  std::uint64_t data_bytes = 0;   // numel * itemsize, checked to end exactly at the file's end
+};
+
+// The most dimensions NumPy supports (NPY_MAXDIMS in NumPy 1.x).
+inline constexpr index_t npy_max_dims = 32;
+// How much of a header is parsed as text (the rest may only be padding).
+inline constexpr std::size_t npy_header_window = std::size_t{1} << 20;
+
 // Parses the bytes of a .npy file; `name` (usually the path) prefixes every error message.
-NpyArray parse_npy(std::string_view bytes, std::string_view name);
-// Reads and parses a file.
+// Every `name` in this file is the raw text; messages show it quoted.
+// `header_window` is for tests: it lowers the 1 MiB of header parsed as text.
+NpyArray parse_npy(std::string_view bytes, std::string_view name,
+                   std::size_t header_window = npy_header_window);
+// Reads the header only, with every check above but the memory one: for estimating a
+// command's memory from its inputs' shapes before reading any data.
+NpyHeader read_npy_header(const std::filesystem::path& path);
+// Reads and parses a file: the header first, then the data straight into the array.
 NpyArray read_npy(const std::filesystem::path& path);
 
 // Encodes an array as .npy bytes (version 1.0 unless the header is too long for it).
-// `data` must hold shape.numel() elements (std::invalid_argument otherwise).
+// `data` must hold shape.numel() elements, and the shape at most 32 dimensions, as NumPy can
+// load (std::invalid_argument otherwise).
 std::string encode_npy(const Shape& shape, const std::vector<float>& data);
 std::string encode_npy(const Shape& shape, const std::vector<double>& data);
 std::string encode_npy(const Shape& shape, const std::vector<std::int64_t>& data);
@@ -76,7 +113,7 @@ Tensor<T> read_npy_as(const std::filesystem::path& path) {
 Tensor<std::int64_t> to_int64_tensor(const NpyArray& a, std::string_view name);
 Tensor<std::int64_t> read_npy_int64(const std::filesystem::path& path);
 
-// Throws std::domain_error("<name>: element [i,j,..] is nan") at the first NaN/Inf (row-major).
+// Throws std::domain_error("'<name>': element [i,j,..] is nan") at the first NaN/Inf (row-major).
 void check_all_finite(const NpyArray& a, std::string_view name);
 
 // "[1,0,3]": the multi-index of flat element `flat` of `shape` ("[]" for 0-d).

@@ -1,5 +1,6 @@
 // Loss dispatch: the one place the op tape and the layers call. Same names and signatures as
-// ref:: (kernels/loss_ref.hpp; validators check_mse_loss, check_cross_entropy live there too).
+// ref:: (kernels/loss_ref.hpp; validators check_mse_loss, check_cross_entropy and
+// check_loss_count live there too). `count` is the divisor of the mean (see loss_ref.hpp).
 // Every T forwards to the reference today; float and double may go to fast:: at the marked
 // lines once such kernels exist.
 #pragma once
@@ -11,29 +12,30 @@
 namespace tapegrad::kernels {
 
 template <class T>
-Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target) {
+Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target, index_t count) {
   // fast: float/double -> fast::mse_loss_forward
-  return ref::mse_loss_forward(x, target);
+  return ref::mse_loss_forward(x, target, count);
 }
 
 template <class T>
 Tensor<T> mse_loss_backward(const Tensor<T>& x, const Tensor<T>& target,
-                            const std::type_identity_t<T>& dloss) {
+                            const std::type_identity_t<T>& dloss, index_t count) {
   // fast: float/double -> fast::mse_loss_backward
-  return ref::mse_loss_backward(x, target, dloss);
+  return ref::mse_loss_backward(x, target, dloss, count);
 }
 
 template <class T>
-Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets) {
+Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets,
+                                index_t count) {
   // fast: float/double -> fast::cross_entropy_forward
-  return ref::cross_entropy_forward(logits, targets);
+  return ref::cross_entropy_forward(logits, targets, count);
 }
 
 template <class T>
 Tensor<T> cross_entropy_backward(const Tensor<T>& logits, const std::vector<index_t>& targets,
-                                 const std::type_identity_t<T>& dloss) {
+                                 const std::type_identity_t<T>& dloss, index_t count) {
   // fast: float/double -> fast::cross_entropy_backward
-  return ref::cross_entropy_backward(logits, targets, dloss);
+  return ref::cross_entropy_backward(logits, targets, dloss, count);
 }
 
 }  // namespace tapegrad::kernels

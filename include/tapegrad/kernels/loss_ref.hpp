@@ -1,6 +1,11 @@
 // Reference losses, generic over T (float, double, f50, Var<U>). Each returns a 0-d tensor;
 // each backward takes the upstream gradient dloss (a scalar) and returns d(loss)/d(input).
-// Validators (entry points): check_mse_loss, check_cross_entropy.
+// Validators (entry points): check_mse_loss, check_cross_entropy, check_loss_count.
+//
+// A loss is a sum of terms divided by a count. By default the count is what this call sees
+// (mse: the elements of x; cross_entropy: the rows of the batch); a caller that splits a batch
+// into shards gives the count of the whole batch instead, so the shards' gradients add up to
+// the gradient of the whole batch (the trainer and the gradient combination rely on it).
 #pragma once
 
 #include <cassert>
@@ -38,36 +43,53 @@ inline void check_cross_entropy(const Shape& logits, const std::vector<index_t>&
                                              ") (logits ", logits.str(), ")"));
 }
 
+// count: the divisor of a loss's mean, positive.
+inline void check_loss_count(index_t count, std::string_view op) {
+  check_arg(count > 0, op, "count (the divisor of the mean) must be positive, got ", count);
+}
+
 namespace ref {
 
-// loss = (1/M) sum_i (x[i] - target[i])^2,  M = numel
+// loss = (1/M) sum_i (x[i] - target[i])^2,  M = count (default: numel)
 template <class T>
-Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target) {
-  assert(x.shape() == target.shape() && x.numel() > 0);
+Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target, index_t count) {
+  assert(x.shape() == target.shape() && x.numel() > 0 && count > 0);
   T acc(0);
   for (index_t i = 0; i < x.numel(); ++i) {
     const T d = x[i] - target[i];
     acc += d * d;
   }
-  return Tensor<T>::scalar(acc / T(double(x.numel())));
+  return Tensor<T>::scalar(acc / T(double(count)));
+}
+template <class T>
+Tensor<T> mse_loss_forward(const Tensor<T>& x, const Tensor<T>& target) {
+  return mse_loss_forward(x, target, x.numel());
 }
 
 // dx[i] = dloss * 2 * (x[i] - target[i]) / M
 template <class T>
 Tensor<T> mse_loss_backward(const Tensor<T>& x, const Tensor<T>& target,
-                            const std::type_identity_t<T>& dloss) {
-  assert(x.shape() == target.shape() && x.numel() > 0);
-  const T scale = T(2) * dloss / T(double(x.numel()));
+                            const std::type_identity_t<T>& dloss, index_t count) {
+  assert(x.shape() == target.shape() && x.numel() > 0 && count > 0);
+  const T scale = T(2) * dloss / T(double(count));
   Tensor<T> dx(x.shape());
   for (index_t i = 0; i < x.numel(); ++i) dx[i] = scale * (x[i] - target[i]);
   return dx;
 }
+template <class T>
+Tensor<T> mse_loss_backward(const Tensor<T>& x, const Tensor<T>& target,
+                            const std::type_identity_t<T>& dloss) {
+  return mse_loss_backward(x, target, dloss, x.numel());
+}
 
 // loss = (1/N) sum_n -log_softmax(x[n,:])[t_n]
 //      = (1/N) sum_n (m_n + log sum_c exp(x[n,c] - m_n) - x[n,t_n]),  m_n = max_c x[n,c]
+// N = count (default: the batch rows)
 template <class T>
-Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets) {
+Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets,
+                                index_t count) {
   assert(logits.rank() == 2 && static_cast<index_t>(targets.size()) == logits.size(0));
+  assert(count > 0);
   using std::exp;
   using std::log;
   const index_t nb = logits.size(0), nc = logits.size(1);
@@ -82,17 +104,22 @@ Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index
     for (index_t c = 0; c < nc; ++c) sum += exp(logits(n, c) - m);
     total += m + log(sum) - logits(n, t);
   }
-  return Tensor<T>::scalar(total / T(double(nb)));
+  return Tensor<T>::scalar(total / T(double(count)));
+}
+template <class T>
+Tensor<T> cross_entropy_forward(const Tensor<T>& logits, const std::vector<index_t>& targets) {
+  return cross_entropy_forward(logits, targets, logits.size(0));
 }
 
 // dlogits[n,c] = (dloss / N) * (softmax(x[n,:])[c] - [c == t_n])
 template <class T>
 Tensor<T> cross_entropy_backward(const Tensor<T>& logits, const std::vector<index_t>& targets,
-                                 const std::type_identity_t<T>& dloss) {
+                                 const std::type_identity_t<T>& dloss, index_t count) {
   assert(logits.rank() == 2 && static_cast<index_t>(targets.size()) == logits.size(0));
+  assert(count > 0);
   using std::exp;
   const index_t nb = logits.size(0), nc = logits.size(1);
-  const T scale = dloss / T(double(nb));
+  const T scale = dloss / T(double(count));
   Tensor<T> dx(logits.shape());
   for (index_t n = 0; n < nb; ++n) {
     const index_t t = targets[static_cast<std::size_t>(n)];
@@ -111,6 +138,11 @@ Tensor<T> cross_entropy_backward(const Tensor<T>& logits, const std::vector<inde
     }
   }
   return dx;
+}
+template <class T>
+Tensor<T> cross_entropy_backward(const Tensor<T>& logits, const std::vector<index_t>& targets,
+                                 const std::type_identity_t<T>& dloss) {
+  return cross_entropy_backward(logits, targets, dloss, logits.size(0));
 }
 
 }  // namespace ref

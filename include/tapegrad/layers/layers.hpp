@@ -323,36 +323,67 @@ class Flatten : public Layer<T> {
   Shape x_shape_;
 };
 
-// loss = (1/M) sum_i (x_i - t_i)^2 over all M elements;  dx = dloss * 2 (x - t) / M
+// Targets of a loss: class labels (cross_entropy) or a tensor of the output's shape (mse).
 template <class T>
-class MSELoss {
- public:
-  T forward(const Tensor<T>& x, const Tensor<T>& target) {
-    check_mse_loss(x.shape(), target.shape(), "MSELoss");
-    x_ = x;
-    t_ = target;
-    return kernels::mse_loss_forward(x, target)[0];
+struct Targets {
+  std::vector<index_t> labels;
+  Tensor<T> values;
+
+  template <class U>
+  Targets<U> cast() const {
+    return Targets<U>{labels, values.template cast<U>()};
   }
-  Tensor<T> backward(const T& dloss = T(1)) const {
+};
+
+// A loss at the end of a Sequential: forward caches what backward needs. `count` is the
+// divisor of the mean (kernels/loss_ref.hpp); 0 means "what this batch holds".
+template <class T>
+class LossLayer {
+ public:
+  virtual ~LossLayer() = default;
+  virtual T forward(const Tensor<T>& out, const Targets<T>& t) = 0;
+  virtual Tensor<T> backward(const T& dloss = T(1)) const = 0;
+};
+
+// loss = (1/M) sum_i (x_i - t_i)^2 over all elements, M = count (default numel);
+// dx = dloss * 2 (x - t) / M
+template <class T>
+class MSELoss : public LossLayer<T> {
+ public:
+  explicit MSELoss(index_t count = 0) : count_(count) {}
+  T forward(const Tensor<T>& x, const Targets<T>& t) override {
+    check_mse_loss(x.shape(), t.values.shape(), "MSELoss");
+    m_ = count_ > 0 ? count_ : x.numel();
+    x_ = x;
+    t_ = t.values;
+    return kernels::mse_loss_forward(x, t_, m_)[0];
+  }
+  T forward(const Tensor<T>& x, const Tensor<T>& target) { return forward(x, Targets<T>{{}, target}); }
+  Tensor<T> backward(const T& dloss = T(1)) const override {
     Tensor<T> dx(x_.shape());
-    const T scale = T(2) * dloss / T(static_cast<double>(x_.numel()));
+    const T scale = T(2) * dloss / T(static_cast<double>(m_));
     for (index_t i = 0; i < dx.numel(); ++i) dx[i] = scale * (x_[i] - t_[i]);
     return dx;
   }
 
  private:
+  index_t count_, m_ = 1;
   Tensor<T> x_, t_;
 };
 
-// loss = (1/N) sum_n -log softmax(z_n)[t_n];  dz[n,c] = dloss * (softmax(z_n)[c] - [c == t_n]) / N
+// loss = (1/N) sum_n -log softmax(z_n)[t_n], N = count (default the batch rows);
+// dz[n,c] = dloss * (softmax(z_n)[c] - [c == t_n]) / N
 // The softmax is computed here with the max subtracted (its own loop, not the kernel's).
 template <class T>
-class SoftmaxCrossEntropy {
+class SoftmaxCrossEntropy : public LossLayer<T> {
  public:
-  T forward(const Tensor<T>& logits, const std::vector<index_t>& targets) {
+  explicit SoftmaxCrossEntropy(index_t count = 0) : count_(count) {}
+  T forward(const Tensor<T>& logits, const Targets<T>& t) override {
+    const std::vector<index_t>& targets = t.labels;
     check_cross_entropy(logits.shape(), targets, "SoftmaxCrossEntropy");
     targets_ = targets;
     const index_t n = logits.size(0), c = logits.size(1);
+    m_ = count_ > 0 ? count_ : n;
     prob_ = Tensor<T>(logits.shape());
     for (index_t i = 0; i < n; ++i) {
       T m = logits(i, 0);
@@ -366,12 +397,15 @@ class SoftmaxCrossEntropy {
       }
       for (index_t j = 0; j < c; ++j) prob_(i, j) /= z;
     }
-    return kernels::cross_entropy_forward(logits, targets)[0];
+    return kernels::cross_entropy_forward(logits, targets, m_)[0];
   }
-  Tensor<T> backward(const T& dloss = T(1)) const {
+  T forward(const Tensor<T>& logits, const std::vector<index_t>& labels) {
+    return forward(logits, Targets<T>{labels, {}});
+  }
+  Tensor<T> backward(const T& dloss = T(1)) const override {
     const index_t n = prob_.size(0), c = prob_.size(1);
     Tensor<T> dz(prob_.shape());
-    const T scale = dloss / T(static_cast<double>(n));
+    const T scale = dloss / T(static_cast<double>(m_));
     for (index_t i = 0; i < n; ++i)
       for (index_t j = 0; j < c; ++j)
         dz(i, j) = scale * (j == targets_[static_cast<std::size_t>(i)] ? prob_(i, j) - T(1)
@@ -380,29 +414,18 @@ class SoftmaxCrossEntropy {
   }
 
  private:
+  index_t count_, m_ = 1;
   std::vector<index_t> targets_;
   Tensor<T> prob_;
-};
-
-// Targets of a loss: class labels (cross_entropy) or a tensor of the output's shape (mse).
-template <class T>
-struct Targets {
-  std::vector<index_t> labels;
-  Tensor<T> values;
-
-  template <class U>
-  Targets<U> cast() const {
-    return Targets<U>{labels, values.template cast<U>()};
-  }
 };
 
 // Layers chained by hand, then a loss: the tutorial's training step.
 template <class T>
 class Sequential {
  public:
-  enum class Loss { mse, cross_entropy };
-
-  explicit Sequential(Loss loss) : loss_(loss) {}
+  explicit Sequential(std::unique_ptr<LossLayer<T>> loss) : loss_(std::move(loss)) {
+    check_arg(loss_ != nullptr, "Sequential", "a loss is required");
+  }
   void add(std::unique_ptr<Layer<T>> layer) { layers_.push_back(std::move(layer)); }
 
   Tensor<T> predict(const Tensor<T>& x) {
@@ -411,14 +434,11 @@ class Sequential {
     return a;
   }
   // Forward through every layer and the loss; caches for backward().
-  T forward_loss(const Tensor<T>& x, const Targets<T>& t) {
-    const Tensor<T> out = predict(x);
-    return loss_ == Loss::mse ? mse_.forward(out, t.values) : ce_.forward(out, t.labels);
-  }
+  T forward_loss(const Tensor<T>& x, const Targets<T>& t) { return loss_->forward(predict(x), t); }
   // Backward through the loss and every layer, newest first; returns dL/dx and sets every
   // layer's parameter gradients.
   Tensor<T> backward() {
-    Tensor<T> d = loss_ == Loss::mse ? mse_.backward() : ce_.backward();
+    Tensor<T> d = loss_->backward();
     for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) d = (*it)->backward(d);
     return d;
   }
@@ -432,10 +452,8 @@ class Sequential {
   Layer<T>& layer(std::size_t i) { return *layers_[i]; }
 
  private:
-  Loss loss_;
+  std::unique_ptr<LossLayer<T>> loss_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
-  MSELoss<T> mse_;
-  SoftmaxCrossEntropy<T> ce_;
 };
 
 }  // namespace tapegrad::layers

@@ -149,30 +149,39 @@ TapeTensor<T> flatten(const TapeTensor<T>& x) {
       });
 }
 
-// loss = mean((x - t)^2);  dx = dloss * 2 (x - t) / numel;  dt = -dx
+// loss = sum((x - t)^2) / count;  dx = dloss * 2 (x - t) / count;  dt = -dx
+// count: the divisor of the mean, default x.numel(); a sharded batch gives the whole batch's.
 template <class T>
-TapeTensor<T> mse_loss(const TapeTensor<T>& x, const TapeTensor<T>& target) {
+TapeTensor<T> mse_loss(const TapeTensor<T>& x, const TapeTensor<T>& target,
+                       std::optional<index_t> count = std::nullopt) {
   detail::check_same_tape("mse_loss", x, target);
   check_mse_loss(x.shape(), target.shape());
-  return x.tape().record("mse_loss", kernels::mse_loss_forward(x.value(), target.value()),
+  const index_t m = count.value_or(x.shape().numel());
+  check_loss_count(m, "mse_loss");
+  return x.tape().record("mse_loss", kernels::mse_loss_forward(x.value(), target.value(), m),
       {x, target},
-      [x, target](const Tensor<T>& dloss, Grads<T>& grads) {
+      [x, target, m](const Tensor<T>& dloss, Grads<T>& grads) {
         if (x.requires_grad())
-          grads.add(x, kernels::mse_loss_backward(x.value(), target.value(), dloss[0]));
+          grads.add(x, kernels::mse_loss_backward(x.value(), target.value(), dloss[0], m));
         if (target.requires_grad())  // mse is symmetric in (x, t) up to the sign
-          grads.add(target, kernels::mse_loss_backward(target.value(), x.value(), dloss[0]));
+          grads.add(target, kernels::mse_loss_backward(target.value(), x.value(), dloss[0], m));
       });
 }
 
-// loss = mean_n (-log softmax(logits)[n, t_n]);  dlogits = dloss * (softmax - onehot) / N
+// loss = sum_n (-log softmax(logits)[n, t_n]) / count;
+// dlogits = dloss * (softmax - onehot) / count;  count: default the batch rows (as mse_loss)
 template <class T>
-TapeTensor<T> cross_entropy(const TapeTensor<T>& logits, std::vector<index_t> targets) {
+TapeTensor<T> cross_entropy(const TapeTensor<T>& logits, std::vector<index_t> targets,
+                            std::optional<index_t> count = std::nullopt) {
   check_cross_entropy(logits.shape(), targets);
-  Tensor<T> loss = kernels::cross_entropy_forward(logits.value(), targets);
+  const index_t m = count.value_or(logits.shape()[0]);
+  check_loss_count(m, "cross_entropy");
+  Tensor<T> loss = kernels::cross_entropy_forward(logits.value(), targets, m);
   return logits.tape().record("cross_entropy", std::move(loss), {logits},
-      [logits, targets = std::move(targets)](const Tensor<T>& dloss, Grads<T>& grads) {
+      [logits, targets = std::move(targets), m](const Tensor<T>& dloss, Grads<T>& grads) {
         if (logits.requires_grad())
-          grads.add(logits, kernels::cross_entropy_backward(logits.value(), targets, dloss[0]));
+          grads.add(logits,
+                    kernels::cross_entropy_backward(logits.value(), targets, dloss[0], m));
       });
 }
 

@@ -9,6 +9,11 @@
 //   const Tensor<T>& dw = tape.grad(w);
 //   tape.clear();                                // next iteration; capacity is kept
 //
+// Parameters and batches owned elsewhere (net/params.hpp's ParamSet, a data loader) are
+// recorded without a copy: `tape.view(param_value)` records a leaf that refers to the caller's
+// tensor, which must stay alive and unchanged until the tape is cleared; after backward(),
+// `tape.take_grad(handle, dest)` moves the gradient into the caller's tensor (no copy either).
+//
 // Every value (leaf or op output) lives in one append-only vector owned by the tape; a
 // TapeTensor<T> is a (tape, id) handle, cheap to copy and capture. Each op appends one record
 // (its name, its output id and its VJP closure). backward() is a plain newest-first loop over
@@ -105,6 +110,14 @@ class Tape {
   // A leaf that never gets a gradient (targets, fixed data).
   TapeTensor<T> constant(Tensor<T> v) { return push(std::move(v), false, /*leaf=*/true); }
 
+  // A leaf that refers to the caller's tensor instead of copying it (parameters, batches).
+  // `v` must outlive every use of the handle and stay unchanged until clear().
+  TapeTensor<T> view(const Tensor<T>& v, bool requires_grad = true) {
+    TapeTensor<T> t = push(Tensor<T>(Shape{0}), requires_grad, /*leaf=*/true);
+    views_[static_cast<std::size_t>(t.id())] = &v;
+    return t;
+  }
+
   // Appends the output of an op and its VJP. The output requires a gradient iff any input
   // does; when none does, the VJP is not even stored. The VJP is called as
   // backward(dy, grads), or backward(y, dy, grads) when it needs the op's own output y
@@ -147,7 +160,7 @@ class Tape {
     grads_.add(loss, Tensor<T>(loss.shape(), T(1)));
     for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
       if (!grads_.has(it->out)) continue;  // not on a path to the loss
-      it->backward(values_[static_cast<std::size_t>(it->out)], grads_.at(it->out), grads_);
+      it->backward(value_of_id(it->out, generation_), grads_.at(it->out), grads_);
       if (!is_leaf_[static_cast<std::size_t>(it->out)]) grads_.release(it->out);
     }
   }
@@ -159,10 +172,24 @@ class Tape {
     return Tensor<T>(t.shape());
   }
 
+  // Moves t's gradient after backward() into `dest` (no copy; zeros of t's shape when t does
+  // not reach the loss). The tape's slot is empty afterwards: grad(t) then reads zeros.
+  void take_grad(const TapeTensor<T>& t, Tensor<T>& dest) {
+    const auto id = static_cast<std::size_t>(t.id());
+    if (grads_.has(t.id())) {
+      dest = std::move(*grads_.slots_[id]);
+      grads_.slots_[id].reset();
+    } else {
+      if (dest.shape() != t.shape()) dest = Tensor<T>(t.shape());
+      dest.fill(T(0));
+    }
+  }
+
   // Forget every value, record and gradient; the vectors keep their capacity. Handles from
   // before the clear become invalid.
   void clear() {
     values_.clear();
+    views_.clear();
     requires_grad_.clear();
     is_leaf_.clear();
     records_.clear();
@@ -183,7 +210,8 @@ class Tape {
   const Tensor<T>& value_of_id(index_t id, std::uint64_t gen) const {
     assert(gen == generation_ && id >= 0 && static_cast<std::size_t>(id) < values_.size());
     (void)gen;
-    return values_[static_cast<std::size_t>(id)];
+    const Tensor<T>* v = views_[static_cast<std::size_t>(id)];
+    return v ? *v : values_[static_cast<std::size_t>(id)];
   }
   bool requires_grad_of_id(index_t id, std::uint64_t gen) const {
     assert(gen == generation_ && id >= 0 && static_cast<std::size_t>(id) < values_.size());
@@ -200,6 +228,7 @@ class Tape {
 
   TapeTensor<T> push(Tensor<T> v, bool requires_grad, bool leaf = false) {
     values_.push_back(std::move(v));
+    views_.push_back(nullptr);
     requires_grad_.push_back(requires_grad);
     is_leaf_.push_back(leaf);
     return TapeTensor<T>(this, static_cast<index_t>(values_.size() - 1), generation_);
@@ -208,6 +237,7 @@ class Tape {
   // std::deque would keep references stable across push_back; a vector is fine because a
   // value is only read through its id, never through a reference held across a push.
   std::vector<Tensor<T>> values_;
+  std::vector<const Tensor<T>*> views_;  // per value: the caller's tensor (view leaves) or null
   std::vector<bool> requires_grad_;
   std::vector<bool> is_leaf_;
   std::vector<Record> records_;

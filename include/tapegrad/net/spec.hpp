@@ -10,11 +10,15 @@
 //   linear out=1                      also bias=true|false
 //   loss mse                          mse | cross_entropy (softmax cross-entropy); last line
 //
+// The layer names, their keys and defaults come from the layer table (net/layer_table.hpp),
+// the loss names from the loss table (net/loss_table.hpp); this parser names no kind.
+//
 // Rules: `input` is the first layer line and appears once; `loss` is the last one; linear
 // needs a 2-d input (flatten first); cross_entropy needs a 2-d (N, classes) output; mse
-// targets have the network output's shape. Parameters are named by layer kind and count:
-// conv1.w conv1.b conv2.w ... fc1.w fc1.b ... (PyTorch layouts: conv w (K,C/groups,R,S),
-// linear w (out,in)).
+// targets have the network output's shape. Parameters are named by the kind's prefix and a
+// count: conv1.w conv1.b conv2.w ... fc1.w fc1.b ...; other layers are named by kind and a
+// shared count (relu2, max_pool2d3, ...). PyTorch layouts: conv w (K,C/groups,R,S), linear w
+// (out,in).
 //
 // Every problem is a std::invalid_argument naming the line:
 //   spec line 3: unknown layer 'conv3d'
@@ -28,51 +32,41 @@
 #include <string_view>
 #include <vector>
 
-#include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/net/layer_table.hpp"
+#include "tapegrad/net/loss_table.hpp"
 #include "tapegrad/shape.hpp"
 
 namespace tapegrad {
-
-enum class LayerKind { conv2d, linear, relu, sigmoid, tanh, max_pool2d, avg_pool2d, flatten };
-enum class LossKind { mse, cross_entropy };
-
-const char* layer_kind_name(LayerKind k);
-const char* loss_kind_name(LossKind k);
-
-struct LayerSpec {
-  LayerKind kind = LayerKind::relu;
-  int line = 0;          // 1-based line of the spec text
-  std::string name;      // "conv1", "fc2", "relu3", ...: the prefix of parameter names
-  index_t out = 0;       // conv2d out channels / linear out features
-  bool bias = true;      // conv2d, linear
-  Conv2dParams conv;     // conv2d
-  Pair kernel{0, 0};     // conv2d (r, s)
-  Pool2dParams pool;     // pools
-  Shape in_shape, out_shape;  // per sample (batch dimension 1), filled by the parser
-  int w_param = -1, b_param = -1;  // indices into NetSpec::params, -1 when absent
-};
 
 struct ParamSpec {
   std::string name;  // "conv1.w"
   Shape shape;
   index_t fan_in = 1;  // inputs feeding one output (C/groups*R*S or in): for initialization
   int layer = 0;       // index into NetSpec::layers
+  bool bias = false;
 };
 
 struct NetSpec {
-  std::string source;       // "seed", "lenet5" or the file name (for reports)
+  std::string source;          // "seed", "lenet5" or the file name (for reports)
+  std::string text;            // the spec text itself (saved in checkpoints and summaries)
   std::vector<index_t> input;  // C H W (or any per-sample dims)
   std::vector<LayerSpec> layers;
-  LossKind loss = LossKind::mse;
+  int loss = 0;                   // index into LossKinds
   std::vector<ParamSpec> params;  // in layer order, w before b
 
   // Shape of the input / network output for a batch of n samples.
   Shape input_shape(index_t n) const;
   Shape output_shape(index_t n) const;
+  std::string_view loss_name() const { return loss_kind_name(loss); }
   // Longest reduction along any forward or backward path: the sum, over the layers, of the
   // largest dot-product length a forward, backward-data or backward-weights element takes
-  // (for a batch of n). Used by the four-way check's tolerance.
+  // (for a batch of n), and the loss's. Used by the four-way check's tolerance.
   index_t reduction_depth(index_t n) const;
+  // Multiply-adds of one forward pass of layers [start, end) at batch n.
+  double forward_macs(std::size_t start, index_t n) const;
+  // The divisor of the loss's mean for a batch of n (mse: the output elements,
+  // cross_entropy: n).
+  index_t loss_count(index_t n) const;
 };
 
 // Parses a spec text; `source` names it in reports. Throws std::invalid_argument

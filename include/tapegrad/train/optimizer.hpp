@@ -1,0 +1,148 @@
+// Optimizers that update a parameter set in place from its gradients, with PyTorch 1.13's
+// formulas and order of operations (torch/optim/sgd.py, adam.py, single-tensor path), so a
+// recipe transfers between the two:
+//
+//   sgd    d = g + wd * w;  buf = d on the first step, else momentum * buf + d;  w -= lr * buf
+//          (dampening 0, no Nesterov; without momentum, w -= lr * d)
+//   adam   d = g + wd * w (L2, as torch.optim.Adam's weight_decay);
+//          m = beta1 m + (1 - beta1) d;  v = beta2 v + (1 - beta2) d^2;
+//          w -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//
+// Each update is element-wise, so it is the same bits for any number of threads. The state
+// (momentum buffers, Adam moments, the step count) is a list of named tensors, which
+// checkpoints save and restore (train/checkpoint.hpp): "sgd.momentum.conv1.w",
+// "adam.m.conv1.w", "adam.v.conv1.w".
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/errors.hpp"
+#include "tapegrad/net/params.hpp"
+
+namespace tapegrad::train {
+
+struct OptimConfig {
+  std::string name = "sgd";  // sgd | adam
+  double lr = 0.01;
+  double momentum = 0;       // sgd
+  double weight_decay = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
+
+  // Throws std::invalid_argument naming the option for values out of range.
+  void validate() const {
+    check_arg(name == "sgd" || name == "adam", "optimizer", "expected sgd or adam, got ",
+              quote(name));
+    check_arg(std::isfinite(lr) && lr > 0, "optimizer", "--lr must be positive, got ", lr);
+    check_arg(std::isfinite(momentum) && momentum >= 0 && momentum < 1, "optimizer",
+              "--momentum must be in [0, 1), got ", momentum);
+    check_arg(std::isfinite(weight_decay) && weight_decay >= 0, "optimizer",
+              "--weight-decay must be non-negative, got ", weight_decay);
+    check_arg(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0, "optimizer",
+              "adam needs 0 <= beta1, beta2 < 1 and eps > 0");
+    check_arg(name == "sgd" || momentum == 0, "optimizer",
+              "--momentum applies to sgd only (adam has beta1)");
+  }
+};
+
+template <class T>
+class Optimizer {
+ public:
+  struct StateTensor {
+    std::string name;
+    Tensor<T>* tensor;
+  };
+
+  explicit Optimizer(OptimConfig cfg, const ParamSet<T>& params) : cfg_(std::move(cfg)) {
+    cfg_.validate();
+    const std::size_t n = params.size();
+    if (cfg_.name == "sgd" && cfg_.momentum > 0) slots_.emplace_back("sgd.momentum.", n);
+    if (cfg_.name == "adam") {
+      slots_.emplace_back("adam.m.", n);
+      slots_.emplace_back("adam.v.", n);
+    }
+    for (auto& [prefix, tensors] : slots_)
+      for (std::size_t i = 0; i < n; ++i) tensors[i] = Tensor<T>(params[i].value.shape());
+    names_.reserve(n);
+    for (const auto& p : params) names_.push_back(p.name);
+  }
+
+  const OptimConfig& config() const { return cfg_; }
+  std::int64_t steps() const { return steps_; }
+
+  // One update of every parameter from its .grad.
+  void step(ParamSet<T>& params) {
+    check_arg(params.size() == names_.size(), "optimizer", "parameter set changed size");
+    ++steps_;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      Tensor<T>& w = params[i].value;
+      const Tensor<T>& g = params[i].grad;
+      if (cfg_.name == "sgd")
+        sgd(w, g, cfg_.momentum > 0 ? &slots_[0].second[i] : nullptr);
+      else
+        adam(w, g, slots_[0].second[i], slots_[1].second[i]);
+    }
+  }
+
+  // The state as named tensors (pointers into the optimizer: load by writing through them).
+  std::vector<StateTensor> state() {
+    std::vector<StateTensor> out;
+    for (auto& [prefix, tensors] : slots_)
+      for (std::size_t i = 0; i < tensors.size(); ++i) out.push_back({prefix + names_[i], &tensors[i]});
+    return out;
+  }
+  void set_steps(std::int64_t s) {
+    check_arg(s >= 0, "optimizer", "step count must be non-negative");
+    steps_ = s;
+  }
+
+ private:
+  void sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf) const {
+    const T lr(cfg_.lr), wd(cfg_.weight_decay), mom(cfg_.momentum);
+    const bool first = steps_ == 1;
+    T* pw = w.data();
+    const T* pg = g.data();
+    T* pb = buf ? buf->data() : nullptr;
+    for (index_t j = 0, n = w.numel(); j < n; ++j) {
+      T d = pg[j];
+      if (cfg_.weight_decay != 0) d = d + wd * pw[j];
+      if (pb) {
+        pb[j] = first ? d : mom * pb[j] + d;
+        d = pb[j];
+      }
+      pw[j] = pw[j] - lr * d;
+    }
+  }
+
+  void adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v) const {
+    const double t = static_cast<double>(steps_);
+    const T b1(cfg_.beta1), b2(cfg_.beta2), wd(cfg_.weight_decay), eps(cfg_.eps);
+    const T one_b1(1 - cfg_.beta1), one_b2(1 - cfg_.beta2);
+    const double bc1 = 1 - std::pow(cfg_.beta1, t), bc2 = 1 - std::pow(cfg_.beta2, t);
+    const T step_size(cfg_.lr / bc1), bc2_sqrt(std::sqrt(bc2));
+    T* pw = w.data();
+    const T* pg = g.data();
+    T* pm = m.data();
+    T* pv = v.data();
+    for (index_t j = 0, n = w.numel(); j < n; ++j) {
+      T d = pg[j];
+      if (cfg_.weight_decay != 0) d = d + wd * pw[j];
+      pm[j] = pm[j] * b1 + one_b1 * d;
+      pv[j] = pv[j] * b2 + one_b2 * (d * d);
+      using std::sqrt;
+      const T denom = sqrt(pv[j]) / bc2_sqrt + eps;
+      pw[j] = pw[j] - step_size * (pm[j] / denom);
+    }
+  }
+
+  OptimConfig cfg_;
+  std::vector<std::pair<std::string, std::vector<Tensor<T>>>> slots_;
+  std::vector<std::string> names_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace tapegrad::train

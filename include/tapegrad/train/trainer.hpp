@@ -1,0 +1,114 @@
+// The trainer: mini-batch (or full-batch) training of a spec's network on the op tape over the
+// fast kernels, reproducible to the bit.
+//
+// One step, as data flows (DESIGN.md):
+//   data/    the next batch of the epoch's order: a permutation of the training set drawn by
+//            Rng(Rng::derive(seed, epoch)) (no shuffle when one batch holds the whole set)
+//   net/     the batch cut into `shards` contiguous shards (a fixed number, independent of the
+//            threads and, later, of the MPI ranks); each shard recorded on the tape, reading
+//            the parameter set through view leaves, its loss divided by the GLOBAL batch's
+//            count, backward through the VJP kernels, its gradient moved out of the tape
+//   dist/    the shards' gradients summed in shard order into the parameter set
+//   train/   the optimizer updates the parameter set in place
+// Every kernel is bitwise identical for any thread count, every reduction above has a fixed
+// order, and the data order depends only on (seed, epoch): the same seed gives the same bits
+// for any number of threads, and a run resumed from a checkpoint at step k continues exactly
+// as the uninterrupted run (the position in the data is a function of the step count).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tapegrad/data/dataset.hpp"
+#include "tapegrad/net/network.hpp"
+#include "tapegrad/net/params.hpp"
+#include "tapegrad/net/spec.hpp"
+#include "tapegrad/train/optimizer.hpp"
+
+namespace tapegrad::train {
+
+struct TrainerOptions {
+  index_t batch = 64;   // global batch; 0 or >= the set's size: the whole set (full batch)
+  index_t steps = 1;    // optimizer steps in all
+  index_t shards = 1;   // shards per batch (see the top of this file)
+  index_t eval_batch = 1000;
+  std::uint64_t seed = 1;
+
+  void validate() const;
+};
+
+// What one step did.
+struct StepRecord {
+  index_t step = 0;   // 1-based: the number of optimizer steps done after this one
+  index_t epoch = 0;  // 0-based epoch the batch came from
+  index_t images = 0;
+  double loss = 0;    // the batch's mean loss (before the update)
+  index_t correct = 0;
+};
+
+struct Evaluation {
+  double loss = 0;  // mean over the set
+  index_t images = 0, correct = 0;
+  index_t classes = 0;
+  std::vector<index_t> confusion;  // classes x classes, [true][predicted]; empty for mse
+  double accuracy() const { return images ? double(correct) / double(images) : 0.0; }
+};
+
+template <class T>
+class Trainer {
+ public:
+  Trainer(const NetSpec& spec, const data::Dataset& train, const OptimConfig& optim,
+          const TrainerOptions& opt, ParamSet<T> init);
+
+  // One optimizer step on the next batch.
+  StepRecord step();
+  bool done() const { return steps_ >= opt_.steps; }
+
+  // Forward passes only (no gradient kept), in batches of eval_batch.
+  Evaluation evaluate(const data::Dataset& d);
+
+  ParamSet<T>& params() { return params_; }
+  const ParamSet<T>& params() const { return params_; }
+  Optimizer<T>& optimizer() { return optim_; }
+  const TrainerOptions& options() const { return opt_; }
+  const NetSpec& spec() const { return spec_; }
+
+  index_t steps_done() const { return steps_; }
+  index_t batch_size() const { return batch_; }
+  index_t steps_per_epoch() const { return per_epoch_; }
+  index_t epoch() const { return steps_ / per_epoch_; }
+  // The generator of the current epoch's order, after drawing it (saved in checkpoints as a
+  // consistency check: a resumed run must regenerate the same state).
+  std::string data_rng_state() const { return order_rng_state_; }
+
+  // Continue after `steps` steps (a resumed checkpoint): sets the step count and regenerates
+  // the epoch's data order. The caller restores parameters and optimizer state.
+  void resume_at(index_t steps);
+
+ private:
+  void make_order(index_t epoch);
+
+  const NetSpec& spec_;
+  const data::Dataset& train_;
+  TrainerOptions opt_;
+  ParamSet<T> params_;
+  Optimizer<T> optim_;
+  index_t batch_ = 0, per_epoch_ = 1, steps_ = 0;
+  index_t order_epoch_ = -1;
+  std::vector<index_t> order_;
+  std::string order_rng_state_;
+  // reused per step
+  Tape<T> tape_;
+  Tensor<T> x_;
+  Targets<T> t_;
+  std::vector<std::vector<Tensor<T>>> shard_grads_;
+};
+
+extern template class Trainer<float>;
+extern template class Trainer<double>;
+
+}  // namespace tapegrad::train
