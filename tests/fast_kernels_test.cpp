@@ -550,24 +550,40 @@ TEST(FastPool2d, EqualsReferenceBitwiseIncludingTies) {
     }
 }
 
-TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {
-  // Large enough (> 1e6 window elements) that the kernels run it in parallel.
-  const Pool2dGeom g = make_pool2d_geom(Shape{8, 16, 64, 62}, {{3, 3}, {2, 2}, {1, 1}}, "pool");
-  std::mt19937 rng(9);
-  const auto x = random_tensor<float>(g.x_shape(), rng);
-  const auto dy = random_tensor<float>(g.y_shape(), rng);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto y1 = fast::max_pool2d_forward(g, x), dx1 = fast::max_pool2d_backward(g, x, dy);
-  const auto a1 = fast::avg_pool2d_forward(g, x), da1 = fast::avg_pool2d_backward(g, dy);
-  for (int threads : {2, 3, 4}) {
-    omp_set_num_threads(threads);
-    EXPECT_TRUE(same_bits(y1, fast::max_pool2d_forward(g, x))) << threads;
-    EXPECT_TRUE(same_bits(dx1, fast::max_pool2d_backward(g, x, dy))) << threads;
-    EXPECT_TRUE(same_bits(a1, fast::avg_pool2d_forward(g, x))) << threads;
-    EXPECT_TRUE(same_bits(da1, fast::avg_pool2d_backward(g, dy))) << threads;
+TEST(FastPool2d, TwoByTwoVectorPathEqualsReferenceBitwise) {
+  // 2x2 / stride 2 / no padding takes vectors of 16 (float) or 8 (double) windows: 37 columns
+  // give 18 windows a row (a vector of 16 and a short block of 2 through zero-padded copies in
+  // float, 2 vectors + 2 in double) and leave column 36 and row 8 to no window (their dx is 0);
+  // pool_cases' 8-column planes take the short block alone
+  const Pool2dParams prm{{2, 2}, {2, 2}, {0, 0}};
+  for (bool ties : {false, true}) {
+    check_pool<float>(prm, Shape{2, 3, 9, 37}, ties);
+    check_pool<double>(prm, Shape{2, 3, 9, 37}, ties);
+    check_pool<float>(prm, Shape{1, 2, 4, 64}, ties);  // whole vectors only
   }
-  omp_set_num_threads(saved);
+}
+
+TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {
+  // Large enough (> 1e6 window elements) that the kernels run it in parallel; the general
+  // windows and the 2x2 vector path.
+  test::ThreadsGuard restore;
+  for (const Pool2dParams& prm :
+       {Pool2dParams{{3, 3}, {2, 2}, {1, 1}}, Pool2dParams{{2, 2}, {2, 2}, {0, 0}}}) {
+    const Pool2dGeom g = make_pool2d_geom(Shape{8, 16, 64, 62}, prm, "pool");
+    std::mt19937 rng(9);
+    const auto x = random_tensor<float>(g.x_shape(), rng);
+    const auto dy = random_tensor<float>(g.y_shape(), rng);
+    omp_set_num_threads(1);
+    const auto y1 = fast::max_pool2d_forward(g, x), dx1 = fast::max_pool2d_backward(g, x, dy);
+    const auto a1 = fast::avg_pool2d_forward(g, x), da1 = fast::avg_pool2d_backward(g, dy);
+    for (int threads : {2, 3, 4}) {
+      omp_set_num_threads(threads);
+      EXPECT_TRUE(same_bits(y1, fast::max_pool2d_forward(g, x))) << threads << " " << g.str();
+      EXPECT_TRUE(same_bits(dx1, fast::max_pool2d_backward(g, x, dy))) << threads;
+      EXPECT_TRUE(same_bits(a1, fast::avg_pool2d_forward(g, x))) << threads;
+      EXPECT_TRUE(same_bits(da1, fast::avg_pool2d_backward(g, dy))) << threads;
+    }
+  }
 }
 
 }  // namespace

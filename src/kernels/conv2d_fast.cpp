@@ -237,21 +237,25 @@ void backward_weights_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor
   detail::lowered_backward_weights(g, x.data(), dy.data(), dw.data());
 }
 
+// db[k]: each task owns one k and sums its N rows of P*Q in 4 x L vector lanes (LoweredKernels::
+// sum, in row order), then combines the lanes by a fixed tree.
 template <class T>
 void backward_bias_into(const Conv2dGeom& g, const Tensor<T>& dy, Tensor<T>& db) {
   assert(dy.shape() == g.y_shape());
   if (db.shape() != g.b_shape()) db = Tensor<T>(g.b_shape());
-  const index_t PQ = g.p * g.q;
+  const detail::LoweredKernels<T>& lk = detail::lowered_kernels<T>();
+  const index_t PQ = g.p * g.q, L = lk.lanes;
   const T* dyd = dy.data();
   T* dbd = db.data();
 #pragma omp parallel for schedule(static) if (double(dy.numel()) >= 0.1 * min_parallel_flops)
   for (index_t k = 0; k < g.k; ++k) {
-    T sum = T(0);
-    for (index_t n = 0; n < g.n; ++n) {
-      const T* row = dyd + (n * g.k + k) * PQ;
-      for (index_t j = 0; j < PQ; ++j) sum += row[j];
-    }
-    dbd[k] = sum;
+    T acc[4 * 16] = {};
+    for (index_t n = 0; n < g.n; ++n) lk.sum(dyd + (n * g.k + k) * PQ, PQ, acc);
+    T v[16];
+    for (index_t l = 0; l < L; ++l) v[l] = (acc[l] + acc[L + l]) + (acc[2 * L + l] + acc[3 * L + l]);
+    for (index_t w = L / 2; w >= 1; w /= 2)
+      for (index_t l = 0; l < w; ++l) v[l] += v[l + w];
+    dbd[k] = v[0];
   }
 }
 

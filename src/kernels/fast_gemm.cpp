@@ -51,52 +51,6 @@ template <class T, int L, int MR, int NV>
     for (int v = 0; v < NV; ++v) std::memcpy(c + i * ldc + v * L, &cr[i][v], sizeof(V));
 }
 
-// Dot-product tile: MR x NR dot products, each in L interleaved lanes, then a fixed tree.
-template <class T, int L, int MR, int NR>
-[[gnu::always_inline]] inline void dot_body(index_t kd, const T* const* ar, const T* const* br,
-                                            T* c, index_t ldc) {
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
-  V acc[MR][NR];
-  const T* a[MR];
-  const T* b[NR];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) a[i] = ar[i];
-#pragma GCC unroll 8
-  for (int j = 0; j < NR; ++j) b[j] = br[j];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) acc[i][j] = V{};
-  for (index_t kk = 0; kk < kd; kk += L) {
-    V av[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) std::memcpy(&av[i], a[i] + kk, sizeof(V));
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) {
-      V bv;
-      std::memcpy(&bv, b[j] + kk, sizeof(V));
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i][j] += av[i] * bv;
-    }
-  }
-  // Fixed tree over the lanes: at width w, lane l += lane l + w (w = L/2, ..., 1).
-  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> I;
-  typedef I M __attribute__((vector_size(L * sizeof(T))));
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) {
-      V v = acc[i][j];
-#pragma GCC unroll 8
-      for (int w = L / 2; w >= 1; w /= 2) {
-        M mask;
-        for (int l = 0; l < L; ++l) mask[l] = (l + w) % L;
-        v += __builtin_shuffle(v, mask);
-      }
-      c[i * ldc + j] += v[0];
-    }
-}
-
 // Lowered-convolution outer product: MR rows x NP output vectors, B vectors gathered at
 // b + boff[kk] + pofs[i] (see LoweredKernels).
 template <class T, int L, int MR, int NP>
@@ -186,8 +140,29 @@ template <class T, int L, int MR, int NT>
     for (int t = 0; t < NT; ++t) std::memcpy(acc + (m * NT + t) * L, &sr[m][t], sizeof(V));
 }
 
-// L x L transpose by log2(L) butterfly stages of two-source shuffles: at stage w, rows i and
-// i + w (i & w == 0) exchange their lanes l with l & w set.
+// One butterfly stage of the L x L transpose: rows i and i + W (i & W == 0) exchange their lanes
+// l with l & W set; then the next stage.
+template <class T, int L, int W, class V, class M>
+[[gnu::always_inline]] inline void transpose_stage(V* v) {
+  if constexpr (W < L) {
+    using I = std::remove_reference_t<decltype(M{}[0])>;
+    static constexpr auto lo_t = lane_table<I, L>([](int l) { return (l & W) ? L + l - W : l; });
+    static constexpr auto hi_t = lane_table<I, L>([](int l) { return (l & W) ? L + l : l + W; });
+    M lo, hi;
+    std::memcpy(&lo, lo_t.data(), sizeof(M));
+    std::memcpy(&hi, hi_t.data(), sizeof(M));
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i)
+      if ((i & W) == 0) {
+        const V a = v[i], b = v[i + W];
+        v[i] = __builtin_shuffle(a, b, lo);
+        v[i + W] = __builtin_shuffle(a, b, hi);
+      }
+    transpose_stage<T, L, 2 * W, V, M>(v);
+  }
+}
+
+// L x L transpose by log2(L) butterfly stages of two-source shuffles.
 template <class T, int L>
 [[gnu::always_inline]] inline void transpose_body(const T* src, index_t ld_src, T* dst,
                                                   index_t ld_dst) {
@@ -197,24 +172,35 @@ template <class T, int L>
   V v[L];
 #pragma GCC unroll 16
   for (int i = 0; i < L; ++i) std::memcpy(&v[i], src + i * ld_src, sizeof(V));
-#pragma GCC unroll 4
-  for (int w = 1; w < L; w *= 2) {
-    M lo, hi;
-#pragma GCC unroll 16
-    for (int l = 0; l < L; ++l) {
-      lo[l] = (l & w) ? L + l - w : l;
-      hi[l] = (l & w) ? L + l : l + w;
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < L; ++i)
-      if ((i & w) == 0) {
-        const V a = v[i], b = v[i + w];
-        v[i] = __builtin_shuffle(a, b, lo);
-        v[i + w] = __builtin_shuffle(a, b, hi);
-      }
-  }
+  transpose_stage<T, L, 1, V, M>(v);
 #pragma GCC unroll 16
   for (int j = 0; j < L; ++j) std::memcpy(dst + j * ld_dst, &v[j], sizeof(V));
+}
+
+template <class T, int L>
+[[gnu::always_inline]] inline void sum_body(const T* x, index_t n, T* acc) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V a[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) std::memcpy(&a[i], acc + i * L, sizeof(V));
+  const index_t nv = n / L;
+  index_t i = 0;
+  for (; i + 4 <= nv; i += 4)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      V v;
+      std::memcpy(&v, x + (i + j) * L, sizeof(V));
+      a[j] += v;
+    }
+  for (; i < nv; ++i) {
+    V v;
+    std::memcpy(&v, x + i * L, sizeof(V));
+    a[i % 4] += v;
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) std::memcpy(acc + j * L, &a[j], sizeof(V));
+  T* rest = acc + (nv % 4) * L;
+  for (index_t r = 0; r < n - nv * L; ++r) rest[r] += x[nv * L + r];
 }
 
 #define TG_GOUTER_ARGS(T)                                                                  \
@@ -256,7 +242,8 @@ template <class T, int L>
 #define TG_TRANSPOSE(ISA, ATTR, T, L)                                                    \
   ATTR void transpose_##ISA##_##T(const T* src, index_t ld_src, T* dst, index_t ld_dst) { \
     transpose_body<T, L>(src, ld_src, dst, ld_dst);                                      \
-  }
+  }                                                                                       \
+  ATTR void sum_##ISA##_##T(const T* x, index_t n, T* acc) { sum_body<T, L>(x, n, acc); }
 TG_TRANSPOSE(avx512, TG_AVX512, float, 16)
 TG_TRANSPOSE(avx512, TG_AVX512, double, 8)
 TG_TRANSPOSE(avx2, TG_AVX2, float, 8)
@@ -280,7 +267,7 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
         {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
          ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6,                   \
          ldot_##ISA##_##T##_7, ldot_##ISA##_##T##_8},                                        \
-        transpose_##ISA##_##T                                                                \
+        transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 #define TG_LK6(ISA, T, L)                                                                    \
   LoweredKernels<T> {                                                                        \
@@ -290,7 +277,7 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
          nullptr},                                                                           \
         {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
          ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6, nullptr, nullptr}, \
-        transpose_##ISA##_##T                                                                \
+        transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 const LoweredKernels<float> lk_avx512_f32 = TG_LK8(avx512, float, 16);
 const LoweredKernels<double> lk_avx512_f64 = TG_LK8(avx512, double, 8);
@@ -312,53 +299,35 @@ const LoweredKernels<double> lk_sse_f64 = TG_LK6(sse, double, 2);
 #undef TG_LDOT_ARGV
 
 #define TG_OUTER_ARGS(T) index_t kd, const T *a, const T *b, index_t ldb, T *c, index_t ldc, bool acc
-#define TG_DOT_ARGS(T) index_t kd, const T *const *ar, const T *const *br, T *c, index_t ldc
 
-// AVX-512: 32 zmm registers. outer 8 x 3 vectors = 24 accumulators; dot 4 x 6 = 24.
+// AVX-512: 32 zmm registers. outer 8 x 3 vectors = 24 accumulators.
 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void outer_avx512_f32(TG_OUTER_ARGS(float)) {
   outer_body<float, 16, 8, 3>(kd, a, b, ldb, c, ldc, acc);
 }
 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void outer_avx512_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 8, 8, 3>(kd, a, b, ldb, c, ldc, acc);
 }
-[[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void dot_avx512_f32(TG_DOT_ARGS(float)) {
-  dot_body<float, 16, 4, 6>(kd, ar, br, c, ldc);
-}
-[[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void dot_avx512_f64(TG_DOT_ARGS(double)) {
-  dot_body<double, 8, 4, 6>(kd, ar, br, c, ldc);
-}
-// AVX2: 16 ymm registers. outer 6 x 2 = 12 accumulators; dot 3 x 4 = 12.
+// AVX2: 16 ymm registers. outer 6 x 2 = 12 accumulators.
 [[gnu::target("avx2,fma")]] void outer_avx2_f32(TG_OUTER_ARGS(float)) {
   outer_body<float, 8, 6, 2>(kd, a, b, ldb, c, ldc, acc);
 }
 [[gnu::target("avx2,fma")]] void outer_avx2_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 4, 6, 2>(kd, a, b, ldb, c, ldc, acc);
 }
-[[gnu::target("avx2,fma")]] void dot_avx2_f32(TG_DOT_ARGS(float)) {
-  dot_body<float, 8, 3, 4>(kd, ar, br, c, ldc);
-}
-[[gnu::target("avx2,fma")]] void dot_avx2_f64(TG_DOT_ARGS(double)) {
-  dot_body<double, 4, 3, 4>(kd, ar, br, c, ldc);
-}
-// Baseline x86-64 (SSE2): 16 xmm registers. outer 4 x 2 = 8; dot 2 x 4 = 8.
+// Baseline x86-64 (SSE2): 16 xmm registers. outer 4 x 2 = 8.
 void outer_sse_f32(TG_OUTER_ARGS(float)) { outer_body<float, 4, 4, 2>(kd, a, b, ldb, c, ldc, acc); }
 void outer_sse_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 2, 4, 2>(kd, a, b, ldb, c, ldc, acc);
 }
-void dot_sse_f32(TG_DOT_ARGS(float)) { dot_body<float, 4, 2, 4>(kd, ar, br, c, ldc); }
-void dot_sse_f64(TG_DOT_ARGS(double)) { dot_body<double, 2, 2, 4>(kd, ar, br, c, ldc); }
 
 #undef TG_OUTER_ARGS
-#undef TG_DOT_ARGS
 
-const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 4, 6, 16, outer_avx512_f32,
-                                       dot_avx512_f32};
-const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 4, 6, 8, outer_avx512_f64,
-                                        dot_avx512_f64};
-const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 3, 4, 8, outer_avx2_f32, dot_avx2_f32};
-const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 3, 4, 4, outer_avx2_f64, dot_avx2_f64};
-const MicroKernels<float> k_sse_f32{"generic", 4, 8, 2, 4, 4, outer_sse_f32, dot_sse_f32};
-const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, 4, 2, outer_sse_f64, dot_sse_f64};
+const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 16, outer_avx512_f32};
+const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 8, outer_avx512_f64};
+const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 8, outer_avx2_f32};
+const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 4, outer_avx2_f64};
+const MicroKernels<float> k_sse_f32{"generic", 4, 8, 4, outer_sse_f32};
+const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, outer_sse_f64};
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 
@@ -445,46 +414,12 @@ void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, in
   }
 }
 
-template <class T>
-void dot_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
-               const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc) {
-  const int mr = mk.dmr, nr = mk.dnr;
-  const T* ar[8];
-  const T* br[8];
-  T tile[8 * 8];
-  for (index_t i0 = 0; i0 < m_count; i0 += mr) {
-    const index_t mi = std::min<index_t>(mr, m_count - i0);
-    // Rows past the end repeat the last one; their results are dropped.
-    for (int i = 0; i < mr; ++i) ar[i] = a + (i0 + std::min<index_t>(i, mi - 1)) * lda;
-    for (index_t j0 = 0; j0 < n_count; j0 += nr) {
-      const index_t nj = std::min<index_t>(nr, n_count - j0);
-      for (int j = 0; j < nr; ++j) br[j] = b + (j0 + std::min<index_t>(j, nj - 1)) * ldb;
-      T* cs = c + i0 * ldc + j0;
-      if (mi == mr && nj == nr) {
-        mk.dot(kd, ar, br, cs, ldc);
-      } else {
-        for (index_t i = 0; i < mr; ++i)
-          for (index_t j = 0; j < nr; ++j)
-            tile[i * nr + j] = i < mi && j < nj ? cs[i * ldc + j] : T(0);
-        mk.dot(kd, ar, br, tile, nr);
-        for (index_t i = 0; i < mi; ++i)
-          for (index_t j = 0; j < nj; ++j) cs[i * ldc + j] = tile[i * nr + j];
-      }
-    }
-  }
-}
-
 template void outer_block<float>(const MicroKernels<float>&, index_t, index_t, index_t,
                                  const float*, index_t, const float*, index_t, float*, index_t,
                                  bool);
 template void outer_block<double>(const MicroKernels<double>&, index_t, index_t, index_t,
                                   const double*, index_t, const double*, index_t, double*,
                                   index_t, bool);
-template void dot_block<float>(const MicroKernels<float>&, index_t, index_t, index_t,
-                               const float*, index_t, const float*, index_t, float*, index_t);
-template void dot_block<double>(const MicroKernels<double>&, index_t, index_t, index_t,
-                                const double*, index_t, const double*, index_t, double*,
-                                index_t);
 
 }  // namespace tapegrad::fast::detail
 

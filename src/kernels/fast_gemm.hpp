@@ -8,6 +8,7 @@
 // may differ between machines, never between runs or thread counts on one machine.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -18,15 +19,11 @@ using index_t = std::int64_t;
 template <class T>
 struct MicroKernels {
   const char* isa;
-  int mr, nr;    // outer-product tile: mr rows x nr columns of C
-  int dmr, dnr;  // dot-product tile
-  int lanes;     // vector lanes: the dot kernel's kd must be a multiple of it
+  int mr, nr;  // outer-product tile: mr rows x nr columns of C
+  int lanes;   // vector lanes
   // Full mr x nr tile: c[i*ldc+j] = (acc ? c[i*ldc+j] : 0) + sum_{kk<kd} a[kk*mr+i]*b[kk*ldb+j],
   // sum in increasing kk (one fused multiply-add chain per element where the ISA has FMA).
   void (*outer)(index_t kd, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool acc);
-  // Full dmr x dnr tile: c[i*ldc+j] += sum_{kk<kd} arows[i][kk] * brows[j][kk], summed in
-  // `lanes` interleaved partial sums combined by a fixed tree; kd % lanes == 0.
-  void (*dot)(index_t kd, const T* const* arows, const T* const* brows, T* c, index_t ldc);
 };
 
 // The micro-kernels of the lowered convolution (conv2d_fast.cpp), for mr = 1 .. mr_max rows of
@@ -42,6 +39,8 @@ struct MicroKernels {
 //                    a[m*lda + row*ras + s*lanes + l] * b[boff[t] + row*rbs + s*lanes + l]
 //              summed in increasing (row, s), one chain per lane; the caller combines the lanes.
 //   transpose  an L x L block (L = lanes): dst[j*ld_dst + i] = src[i*ld_src + j] (exact copies).
+//   sum        acc[4][L] += x[0..n): vector i (i < n/L) into acc[i % 4], the n % L left over
+//              into lanes 0.. of acc[(n/L) % 4]; each lane one chain of adds in order.
 template <class T>
 struct LoweredKernels {
   static constexpr int max_rows = 8;
@@ -54,6 +53,7 @@ struct LoweredKernels {
   void (*dot[max_rows + 1])(index_t rows, index_t steps, const T* a, index_t lda, index_t ras,
                             const T* b, const index_t* boff, index_t rbs, T* acc);
   void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
+  void (*sum)(const T* x, index_t n, T* acc);
 };
 
 // The instruction set in use: 0 baseline x86-64, 1 AVX2+FMA, 2 AVX-512 (for the fast kernels
@@ -78,6 +78,16 @@ const LoweredKernels<T>& lowered_kernels() {
     return lowered_kernels_f32();
   else
     return lowered_kernels_f64();
+}
+
+// A constant table of L lanes, t[l] = f(l): copied into a GCC vector (std::memcpy) it gives the
+// compiler a constant shuffle mask (a vector-typed constexpr helper would return a vector from
+// a function built without the vector instruction set: an ABI warning).
+template <class I, int L, class F>
+constexpr std::array<I, L> lane_table(F f) {
+  std::array<I, L> t{};
+  for (int l = 0; l < L; ++l) t[std::size_t(l)] = I(f(l));
+  return t;
 }
 
 // A grow-only per-thread buffer (slot distinguishes simultaneous buffers of one thread).
@@ -116,10 +126,5 @@ template <class T>
 void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
                  const T* a, index_t a_panel_stride, const T* b, index_t ldb, T* c, index_t ldc,
                  bool acc);
-
-// C[M x N] (ldc) += A * B^T with A rows a + i*lda and B rows b + j*ldb, kd % lanes == 0.
-template <class T>
-void dot_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
-               const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc);
 
 }  // namespace tapegrad::fast::detail

@@ -59,7 +59,8 @@ void conv2d_backward_weights_into(const Conv2dGeom& g, const Tensor<float>& x,
 void conv2d_backward_weights_into(const Conv2dGeom& g, const Tensor<double>& x,
                                   const Tensor<double>& dy, Tensor<double>& dw);
 
-// db[k] = sum_{n,p,q} dy[n,k,p,q], summed in n-major, then p, then q order.
+// db[k] = sum_{n,p,q} dy[n,k,p,q], summed in vector lanes (each in (n, p, q) order) combined
+// by a fixed tree: the order depends on the shape and the instruction set only.
 Tensor<float> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<float>& dy);
 Tensor<double> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<double>& dy);
 void conv2d_backward_bias_into(const Conv2dGeom& g, const Tensor<float>& dy, Tensor<float>& db);
