@@ -117,6 +117,7 @@ template <class T, int L, int MR, int NT>
         for (int m = 0; m < MR; ++m) {
           V av;
           std::memcpy(&av, ar + m * lda + s, sizeof(V));
+          asm("" : "+v"(av));  // one load: not folded into each multiply-add again
 #pragma GCC unroll 24
           for (int t = 0; t < NT; ++t) sr[m][t] += av * bv[t];
         }
@@ -128,6 +129,7 @@ template <class T, int L, int MR, int NT>
         for (int t = 0; t < NT; ++t) {
           V bv;
           std::memcpy(&bv, bt[t] + bo + s, sizeof(V));
+          asm("" : "+v"(bv));  // one load: not folded into each multiply-add again
 #pragma GCC unroll 8
           for (int m = 0; m < MR; ++m) sr[m][t] += av[m] * bv;
         }
