@@ -110,12 +110,16 @@ T* scratch_aligned(int slot, index_t n) {
 
 // Packs the M x Kd matrix a(m, kk) = f(m, kk) into ceil(M/mr) panels of Kd x mr (panel p at
 // out + p*Kd*mr, element (kk, i) at kk*mr + i), zero-padding rows >= M.
+// Row by row: a row-major A is read contiguously (the panel it writes stays in the L1 cache).
 template <class T, class F>
 void pack_a(index_t m_count, index_t kd, int mr, T* out, F f) {
   for (index_t p0 = 0; p0 < m_count; p0 += mr) {
     T* panel = out + (p0 / mr) * kd * mr;
-    for (index_t kk = 0; kk < kd; ++kk)
-      for (int i = 0; i < mr; ++i) panel[kk * mr + i] = p0 + i < m_count ? f(p0 + i, kk) : T(0);
+    for (int i = 0; i < mr; ++i)
+      if (p0 + i < m_count)
+        for (index_t kk = 0; kk < kd; ++kk) panel[kk * mr + i] = f(p0 + i, kk);
+      else
+        for (index_t kk = 0; kk < kd; ++kk) panel[kk * mr + i] = T(0);
   }
 }
 

@@ -1,6 +1,7 @@
 // Fast linear: the float/double twins of linear_ref.hpp (see linear_fast.hpp). All three
 // products are one packed GEMM C[M x N] += A[M x Kd] * B[Kd x N] with B row-major:
-//   forward        C = y  (N x out),  A = x,    B = w^T (packed once per call), Kd = in
+//   forward        C = y  (N x out),  A = x,    B = w^T (transposed once per call by L x L
+//                                                        vector blocks), Kd = in
 //   backward-data  C = dx (N x in),   A = dy,   B = w,                          Kd = out
 //   backward-wts   C = dw (out x in), A = dy^T, B = x,                          Kd = N
 // Tasks are (block of rows, block of columns) of C; each runs the whole reduction in fixed
@@ -56,9 +57,13 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
   const T* wd = w.data();
-  T* wt = scratch<T>(1, g.in * g.out);  // w^T, in x out
+  T* wt = scratch<T>(1, g.in * g.out);  // w^T, in x out: L x L vector transposes, then edges
+  const auto& lk = detail::lowered_kernels<T>();
+  const index_t L = lk.lanes, ob = g.out / L * L, ib = g.in / L * L;
+  for (index_t o = 0; o < ob; o += L)
+    for (index_t i = 0; i < ib; i += L) lk.transpose(wd + o * g.in + i, g.in, wt + i * g.out + o, g.out);
   for (index_t o = 0; o < g.out; ++o)
-    for (index_t i = 0; i < g.in; ++i) wt[i * g.out + o] = wd[o * g.in + i];
+    for (index_t i = o < ob ? ib : 0; i < g.in; ++i) wt[i * g.out + o] = wd[o * g.in + i];
   T* yd = y.data();
   for (index_t n = 0; n < g.n; ++n)
     for (index_t o = 0; o < g.out; ++o) yd[n * g.out + o] = b ? (*b)[o] : T(0);
