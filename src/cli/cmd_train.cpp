@@ -362,8 +362,9 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   const auto t0 = clock::now();
   double train_seconds = 0;  // time in training steps only (not evaluation or output)
   index_t images_trained = 0;
-  std::vector<double> epoch_seconds;
+  std::vector<double> epoch_seconds, epoch_train_seconds;  // wall; training steps only
   auto epoch_start = clock::now();
+  double epoch_train0 = 0;
   // The interval being logged.
   double int_loss = 0;
   index_t int_images = 0, int_correct = 0;
@@ -432,7 +433,9 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     if (rec.step % p.eval_every == 0 || rec.step == total) evaluate(rec.step, rec.epoch);
     if (epoch_end) {
       epoch_seconds.push_back(std::chrono::duration<double>(clock::now() - epoch_start).count());
+      epoch_train_seconds.push_back(train_seconds - epoch_train0);
       epoch_start = clock::now();
+      epoch_train0 = train_seconds;
       if (per_epoch > 1) write_metrics();
     }
     profile_after_step(rec.step);
@@ -543,7 +546,10 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
       final_metrics.update({{"test_loss", last_eval->loss}, {"test_accuracy", last_eval->accuracy()}});
     summary["final"] = final_metrics;
     summary["seconds"] = {{"total", total_seconds}, {"training_steps", train_seconds}};
-    if (per_epoch > 1) summary["seconds"]["per_epoch"] = epoch_seconds;
+    if (per_epoch > 1) {
+      summary["seconds"]["per_epoch"] = epoch_seconds;  // wall, with evaluation and outputs
+      summary["seconds"]["training_per_epoch"] = epoch_train_seconds;  // the steps alone
+    }
     if (profiling) summary["profile"] = profile_summary;
     summary["images_per_second"] = train_seconds > 0 ? static_cast<double>(images_trained) / train_seconds : 0;
     summary["versions"] = {{"tapegrad", TAPEGRAD_VERSION},
