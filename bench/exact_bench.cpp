@@ -45,7 +45,7 @@ Conv2dGeom geom_of(const benchmark::State& st) {
 
 // The f50 engine: the reference on f50 tensors, rounded once to double, as tapegrad ref does.
 Tensor<double> rounded(const Tensor<f50>& t) {
-  return map(t, [](const f50& v) { return io::round_to_double(v); });
+  return map(t, io::round_to<double>);
 }
 
 template <Engine E, Dir D>

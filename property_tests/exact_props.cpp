@@ -125,13 +125,7 @@ Tensor<double> exact_tensor(const Shape& shape, const ExactValues& v, std::uint6
 // ---------------------------------------------------------------- judging
 template <class T>
 Tensor<T> rounded(const Tensor<f50>& t) {
-  return map(t, [](const f50& v) {
-    if constexpr (std::is_same_v<T, float>) {
-      return io::round_to_float(v);
-    } else {
-      return io::round_to_double(v);
-    }
-  });
+  return map(t, io::round_to<T>);
 }
 
 // Empty when got and want are the same bits, else the first difference.

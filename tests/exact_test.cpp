@@ -234,13 +234,7 @@ bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
 // The reference result rounded once, as `tapegrad ref --engine f50` writes it.
 template <class T>
 Tensor<T> rounded(const Tensor<f50>& t) {
-  return map(t, [](const f50& v) {
-    if constexpr (std::is_same_v<T, float>) {
-      return io::round_to_float(v);
-    } else {
-      return io::round_to_double(v);
-    }
-  });
+  return map(t, io::round_to<T>);
 }
 
 Tensor<double> random_tensor(const Shape& s, std::uint64_t seed) {

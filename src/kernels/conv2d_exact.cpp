@@ -52,6 +52,26 @@ auto backward_bias_ref(const Conv2dGeom& g) {
   };
 }
 
+// The extents of the images each direction reads (exact_layout.hpp): one formula for the
+// drivers and for conv2d_workspace_bytes.
+index_t forward_cols(const Conv2dGeom& g, const Kernels& kk) {
+  return ceil_div(g.q, kk.row_width) * kk.row_width +
+         (g.s - 1) * g.prm.dilation[1] / g.prm.stride[1];
+}
+index_t spread_rows(const Conv2dGeom& g) {
+  return g.h + g.prm.pad[0] + (g.r - 1) * g.prm.dilation[0];
+}
+index_t spread_cols(const Conv2dGeom& g, const Kernels& kk) {
+  return ceil_div(g.w, kk.row_width) * kk.row_width + g.prm.pad[1] + (g.s - 1) * g.prm.dilation[1];
+}
+index_t run_len(const Conv2dGeom& g, const Kernels& kk) { return round_up(g.q, kk.lanes); }
+index_t weights_cols(const Conv2dGeom& g, const Kernels& kk) {
+  return run_len(g, kk) + (g.s - 1) * g.prm.dilation[1] / g.prm.stride[1];
+}
+index_t image_elems(const Conv2dGeom& g, index_t cols) {
+  return g.n * g.c * (g.h + 2 * g.prm.pad[0]) * g.prm.stride[1] * cols;
+}
+
 void forward_run(const Conv2dGeom& g, const Tensor<double>& x, const Tensor<double>& w,
                  const Tensor<double>* b, Sink& sink, bool abs) {
   const Kernels& kk = kernels();
@@ -69,8 +89,8 @@ void forward_run(const Conv2dGeom& g, const Tensor<double>& x, const Tensor<doub
   const auto [dh, dw] = g.prm.dilation;
   const index_t mo = kk.row_mo, width = kk.row_width, groups = g.groups();
   const index_t qt = ceil_div(g.q, width), kb = ceil_div(kg, mo);
-  const PhaseImage img = phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw,
-                                     qt * width + (g.s - 1) * dw / sw, sc.sa, abs);
+  const PhaseImage img =
+      phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw, forward_cols(g, kk), sc.sa, abs);
   // coef of (group, k-block): term t = (c*R + r)*S + s, row o = output channel in the block.
   std::vector<double> coef(static_cast<std::size_t>(groups * kb * nt * mo), 0.0);
   for (index_t k = 0; k < g.k; ++k) {
@@ -129,7 +149,7 @@ void backward_data_run(const Conv2dGeom& g, const Tensor<double>& dy, const Tens
   // w + pw - s*dw (+ ow): contiguous in w.
   const index_t oh = (g.r - 1) * dh, ow = (g.s - 1) * dw;
   const SpreadImage img = spread_image(dy.data(), g.n * g.k, g.p, g.q, sh, sw, oh, ow,
-                                       g.h + ph + oh, wt * width + pw + ow, sc.sa, abs);
+                                       spread_rows(g), spread_cols(g, kk), sc.sa, abs);
   // coef of (group, c-block): term t = (k'*R + r)*S + s (k' within the group), row o = channel.
   const index_t rs = g.r * g.s;
   std::vector<double> coef(static_cast<std::size_t>(groups * cb * nt * mo), 0.0);
@@ -170,7 +190,7 @@ void backward_weights_run(const Conv2dGeom& g, const Tensor<double>& x, const Te
                           Sink& sink, bool abs) {
   const Kernels& kk = kernels();
   const index_t cg = g.c_per_group(), kg = g.k_per_group(), crs = cg * g.r * g.s;
-  const index_t qp = round_up(g.q, kk.lanes), n_terms = g.n * g.p * qp;
+  const index_t qp = run_len(g, kk), n_terms = g.n * g.p * qp;
   const index_t count = g.w_shape().numel();
   const Scale sc = choose_scale(range_of(dy.data(), dy.numel(), "dy"),
                                 range_of(x.data(), x.numel(), "x"), Range{}, n_terms);
@@ -185,8 +205,8 @@ void backward_weights_run(const Conv2dGeom& g, const Tensor<double>& x, const Te
   // Runs: for each (n, p), the row q < Q of dy (zero-padded to qp) against the image row that
   // output row reads for (c, r, s).
   const std::vector<double> dyr = padded_rows(dy.data(), g.n * g.k * g.p, g.q, qp, sc.sa, abs);
-  const PhaseImage img = phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw,
-                                     qp + (g.s - 1) * dw / sw, sc.sb, abs);
+  const PhaseImage img =
+      phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw, weights_cols(g, kk), sc.sb, abs);
   const index_t au = g.k * g.p * qp, av = qp;
   const index_t bu = g.c * img.plane_stride(), bv = sh * img.row_stride();
   const index_t kbn = ceil_div(kg, mi), jbn = ceil_div(crs, nj), tiles = groups * jbn * kbn;
@@ -218,7 +238,7 @@ void backward_weights_run(const Conv2dGeom& g, const Tensor<double>& x, const Te
 
 void backward_bias_run(const Conv2dGeom& g, const Tensor<double>& dy, Sink& sink, bool abs) {
   const Kernels& kk = kernels();
-  const index_t qp = round_up(g.q, kk.lanes), n_terms = g.n * g.p * qp;
+  const index_t qp = run_len(g, kk), n_terms = g.n * g.p * qp;
   const Scale sc = choose_scale_sum(range_of(dy.data(), dy.numel(), "dy"), n_terms);
   if (!prepare(sink, sc, make_bound(n_terms, kk.lanes), n_terms, abs, g.k, backward_bias_ref(g),
                &dy))
@@ -244,6 +264,17 @@ void backward_bias_run(const Conv2dGeom& g, const Tensor<double>& dy, Sink& sink
 }
 
 }  // namespace
+
+std::uint64_t conv2d_workspace_bytes(const Conv2dGeom& g) {
+  const Kernels& kk = kernels();
+  const index_t rs = g.r * g.s, packed = g.groups() * (g.k_per_group() + kk.row_mo) *
+                                           (g.c_per_group() + kk.row_mo) * rs;
+  const index_t dy_rows = g.n * g.k * g.p * run_len(g, kk);
+  const index_t elems = std::max({image_elems(g, forward_cols(g, kk)) + packed + g.k,
+                                  g.n * g.k * spread_rows(g) * spread_cols(g, kk) + packed,
+                                  dy_rows + image_elems(g, weights_cols(g, kk))});
+  return static_cast<std::uint64_t>(elems) * sizeof(double);
+}
 
 template <class Tag>
 Tensor<typename Tag::type> conv2d_forward(const Conv2dGeom& g, const Tensor<double>& x,

@@ -155,6 +155,15 @@ void backward_bias_run(const LinearGeom& g, const Tensor<double>& dy, Sink& sink
 
 }  // namespace
 
+std::uint64_t linear_workspace_bytes(const LinearGeom& g) {
+  const Kernels& kk = kernels();
+  const index_t len = round_up(g.in, kk.lanes), in_w = round_up(g.in, kk.row_width);
+  const index_t packed = (std::max(g.n, g.out) + kk.row_mo) * std::max(g.n, g.out);
+  const index_t elems = std::max({(g.n + g.out) * len, g.out * in_w + packed, g.n * in_w + packed,
+                                  g.n * round_up(g.out, kk.row_width) + g.n * kk.row_mo});
+  return static_cast<std::uint64_t>(elems) * sizeof(double);
+}
+
 template <class Tag>
 Tensor<typename Tag::type> linear_forward(const LinearGeom& g, const Tensor<double>& x,
                                           const Tensor<double>& w, const Tensor<double>* b,

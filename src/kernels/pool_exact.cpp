@@ -43,6 +43,16 @@ std::vector<double> first_row_ones(const Kernels& kk, index_t nt) {
   return coef;
 }
 
+// The extents of the images each direction reads: one formula for the drivers and for
+// avg_pool2d_workspace_bytes.
+index_t forward_cols(const Pool2dGeom& g, const Kernels& kk) {
+  return ceil_div(g.q, kk.row_width) * kk.row_width + (g.prm.kernel[1] - 1) / g.prm.stride[1];
+}
+index_t spread_rows(const Pool2dGeom& g) { return g.h + g.prm.pad[0] + g.prm.kernel[0] - 1; }
+index_t spread_cols(const Pool2dGeom& g, const Kernels& kk) {
+  return ceil_div(g.w, kk.row_width) * kk.row_width + g.prm.pad[1] + g.prm.kernel[1] - 1;
+}
+
 void forward_run(const Pool2dGeom& g, const Tensor<double>& x, Sink& sink, bool abs) {
   const Kernels& kk = kernels();
   const auto [kh, kw] = g.prm.kernel;
@@ -53,8 +63,8 @@ void forward_run(const Pool2dGeom& g, const Tensor<double>& x, Sink& sink, bool 
   sink.divisor = static_cast<double>(nt);
   if (!prepare(sink, sc, make_bound(nt, kk.lanes, 1), nt, abs, count, forward_ref(g), &x)) return;
   const index_t width = kk.row_width, qt = ceil_div(g.q, width);
-  const PhaseImage img = phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw,
-                                     qt * width + (kw - 1) / sw, sc.sa, abs);
+  const PhaseImage img =
+      phase_image(x.data(), g.n * g.c, g.h, g.w, ph, pw, sw, forward_cols(g, kk), sc.sa, abs);
   const std::vector<double> coef = first_row_ones(kk, nt);
   const index_t tiles = g.n * g.c * g.p * qt;
 #pragma omp parallel if (parallel_worth(count, nt))
@@ -88,7 +98,7 @@ void backward_run(const Pool2dGeom& g, const Tensor<double>& dy, Sink& sink, boo
   // (+ ow), as conv2d's backward-data with a kernel of ones.
   const index_t oh = kh - 1, ow = kw - 1;
   const SpreadImage img = spread_image(dy.data(), g.n * g.c, g.p, g.q, sh, sw, oh, ow,
-                                       g.h + ph + oh, wt * width + pw + ow, sc.sa, abs);
+                                       spread_rows(g), spread_cols(g, kk), sc.sa, abs);
   const std::vector<double> coef = first_row_ones(kk, nt);
   const index_t tiles = g.n * g.c * g.h * wt;
 #pragma omp parallel if (parallel_worth(count, nt))
@@ -109,6 +119,14 @@ void backward_run(const Pool2dGeom& g, const Tensor<double>& dy, Sink& sink, boo
 }
 
 }  // namespace
+
+std::uint64_t avg_pool2d_workspace_bytes(const Pool2dGeom& g) {
+  const Kernels& kk = kernels();
+  const index_t elems =
+      std::max(g.n * g.c * (g.h + 2 * g.prm.pad[0]) * g.prm.stride[1] * forward_cols(g, kk),
+               g.n * g.c * spread_rows(g) * spread_cols(g, kk));
+  return static_cast<std::uint64_t>(elems) * sizeof(double);
+}
 
 template <class Tag>
 Tensor<typename Tag::type> avg_pool2d_forward(const Pool2dGeom& g, const Tensor<double>& x,

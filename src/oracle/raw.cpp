@@ -155,13 +155,7 @@ template <class T>
 std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f50>& expected,
                         const Tensor<f50>& abs_sum, index_t k, const OracleOptions& opt) {
   // The exact value rounded once to T (io::round_to_*: correctly, never through another format).
-  const Tensor<T> expected_t = map(expected, [](const f50& v) {
-    if constexpr (std::is_same_v<T, float>) {
-      return io::round_to_float(v);
-    } else {
-      return io::round_to_double(v);
-    }
-  });
+  const Tensor<T> expected_t = map(expected, io::round_to<T>);
   gradcheck::CompareOptions co;
   if (opt.tolerance) {
     co = *opt.tolerance;

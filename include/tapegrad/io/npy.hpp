@@ -35,6 +35,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -123,5 +124,15 @@ std::string multi_index_str(const Shape& shape, index_t flat);
 // f50 -> double -> float could round twice). Overflow gives +-inf, as IEEE rounding does.
 float round_to_float(const f50& x);
 double round_to_double(const f50& x);
+// The one of the two for T = float or double (for code generic over the output precision).
+template <class T>
+T round_to(const f50& x) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  if constexpr (std::is_same_v<T, float>) {
+    return round_to_float(x);
+  } else {
+    return round_to_double(x);
+  }
+}
 
 }  // namespace tapegrad::io

@@ -17,6 +17,8 @@
 // vector lanes along the output rows). Tags: Nearest<float>, Nearest<double>, AbsSumUp, Precise.
 #pragma once
 
+#include <cstdint>
+
 #include "tapegrad/kernels/exact.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
@@ -44,5 +46,9 @@ Tensor<typename Tag::type> conv2d_backward_weights(const Conv2dGeom& g, const Te
 template <class Tag>
 Tensor<typename Tag::type> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<double>& dy,
                                                 Stats* stats = nullptr);
+
+// The scratch memory (bytes, an upper bound) the largest of these calls allocates for this
+// geometry: the scaled, zero-padded copies of its inputs. For estimates before a run.
+std::uint64_t conv2d_workspace_bytes(const Conv2dGeom& g);
 
 }  // namespace tapegrad::exact

@@ -10,6 +10,8 @@
 // Nearest<double>, AbsSumUp, Precise.
 #pragma once
 
+#include <cstdint>
+
 #include "tapegrad/kernels/exact.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
@@ -34,5 +36,9 @@ Tensor<typename Tag::type> linear_backward_weights(const LinearGeom& g, const Te
 template <class Tag>
 Tensor<typename Tag::type> linear_backward_bias(const LinearGeom& g, const Tensor<double>& dy,
                                                 Stats* stats = nullptr);
+
+// The scratch memory (bytes, an upper bound) the largest of these calls allocates for this
+// geometry (zero-padded rows of its inputs). For estimates before a run.
+std::uint64_t linear_workspace_bytes(const LinearGeom& g);
 
 }  // namespace tapegrad::exact

@@ -6,6 +6,8 @@
 // once, for any number of threads. max_pool2d has no sums: it stays in the reference kernels.
 #pragma once
 
+#include <cstdint>
+
 #include "tapegrad/kernels/exact.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
@@ -20,5 +22,9 @@ Tensor<typename Tag::type> avg_pool2d_forward(const Pool2dGeom& g, const Tensor<
 template <class Tag>
 Tensor<typename Tag::type> avg_pool2d_backward(const Pool2dGeom& g, const Tensor<double>& dy,
                                                Stats* stats = nullptr);
+
+// The scratch memory (bytes, an upper bound) the larger of these calls allocates for this
+// geometry (the scaled, zero-padded image it reads). For estimates before a run.
+std::uint64_t avg_pool2d_workspace_bytes(const Pool2dGeom& g);
 
 }  // namespace tapegrad::exact
