@@ -364,7 +364,7 @@ TEST(FourWay, MaxPoolNearTieTakenDifferentlyByFloatIsNotAFalseFailure) {
 // The same network in double takes every decision as the reference does: no flip is noted
 // and the table has no decisions line (seed and lenet5 tables keep their shape).
 TEST(FourWay, NoFlipMeansNoDecisionsLine) {
-  const FourWayReport rep = four_way_check<double>(load_spec("seed"), {});
+  const FourWayReport rep = four_way_check<double>(load_spec("seed"));
   std::ostringstream os;
   rep.print(os);
   EXPECT_TRUE(rep.flips.empty());
@@ -507,5 +507,63 @@ TEST(FourWayJudgeBound, StrictOnlyWithinGammaTimesSAndMistrustAboveHalfZeros) {
     const TensorRow row = judge_tensor<double>("w", ref, {&a, &a, &a}, {}, {}, {}, 10);
     EXPECT_EQ(row.zeros, zeros);
     EXPECT_EQ(row.mistrusted, zeros == 3);
+  }
+}
+
+// Hand-made flips (float values exact in float): a window whose exact values are 2^-33 apart
+// but round to the same float (float takes the first, the reference the larger second), and
+// a relu input 2^-24 - 2^-47 > 0 whose float product rounds to exactly 0 before the bias
+// (without a fused multiply-add: the scalar tape's Var<float> never fuses). The float ways
+// that round so take the other piece; judged along it (and with the magnitude bound routed
+// along it: the element the reference's routing never reaches gets its own bound) they pass.
+TEST(FourWay, HandMadeFlipsAreJudgedAlongTheTestedBranch) {
+  const float one_ulp = std::ldexp(1.0f, -23);
+  {
+    // y = w x + b: y0 = 2^-10 + 1, y1 = 2^-10 (1 + 2^-23) + 1 = y0 + 2^-33; fl(y1) = fl(y0).
+    const NetSpec spec = parse_spec(
+        "input 1 1 2\nconv2d out=1 kernel=1 bias=true\nmax_pool2d kernel=1,2\nflatten\n"
+        "linear out=1 bias=false\nloss mse\n", "tie");
+    NetValues<double> v;
+    v.x = Tensor<double>(Shape{1, 1, 1, 2}, {1.0, 1.0 + one_ulp});
+    v.params = {Tensor<double>(Shape{1, 1, 1, 1}, std::ldexp(1.0, -10)),
+                Tensor<double>(Shape{1}, 1.0), Tensor<double>(Shape{1, 1}, 0.7)};
+    v.targets.values = Tensor<double>(Shape{1, 1}, 0.3);  // inexact: the ways round
+    const FourWayReport rep = four_way_check<float>(spec, v);
+    std::ostringstream os;
+    rep.print(os);
+    EXPECT_TRUE(rep.passed()) << os.str();
+    ASSERT_FALSE(rep.flips.empty()) << os.str();
+    EXPECT_EQ(rep.flips[0].reference_takes, "input [0,0,0,1]");
+    EXPECT_EQ(rep.flips[0].tested_takes, "input [0,0,0,0]");
+    EXPECT_TRUE(rep.flips[0].within_bound);
+    // the reference routes nothing to x[0] (its magnitude bound there is 0); the float ways
+    // route dL/dy * w there with rounding errors, judged at the bound along their branch
+    EXPECT_GT(rep.rows[0].way[way_op_tape].max_abs, 0.0) << os.str();
+    EXPECT_EQ(rep.rows[0].way[way_op_tape].worst, 0) << os.str();
+  }
+  {
+    // relu(w x + b) with w = 1 - 2^-24, x = 1 + 2^-23, b = -1: exact 2^-24 - 2^-47 > 0, the
+    // float product rounds to 1 and the sum to 0 (the reference passes, float blocks).
+    const NetSpec spec = parse_spec(
+        "input 1 1 1\nconv2d out=1 kernel=1 bias=true\nrelu\nflatten\nlinear out=1 bias=false\n"
+        "loss mse\n", "relu-sign");
+    NetValues<double> v;
+    v.x = Tensor<double>(Shape{1, 1, 1, 1}, 1.0 + one_ulp);
+    v.params = {Tensor<double>(Shape{1, 1, 1, 1}, 1.0 - std::ldexp(1.0, -24)),
+                Tensor<double>(Shape{1}, -1.0), Tensor<double>(Shape{1, 1}, 2.0)};
+    v.targets.values = Tensor<double>(Shape{1, 1}, 0.5);
+    const FourWayReport rep = four_way_check<float>(spec, v);
+    std::ostringstream os;
+    rep.print(os);
+    EXPECT_TRUE(rep.passed()) << os.str();
+    ASSERT_FALSE(rep.flips.empty()) << os.str();  // the scalar tape at least
+    bool scalar_tape_flipped = false;
+    for (const DecisionNote& d : rep.flips) {
+      EXPECT_EQ(d.reference_takes, "input [0,0,0,0]");
+      EXPECT_EQ(d.tested_takes, "0");
+      EXPECT_TRUE(d.within_bound);
+      if (d.ways.find("scalar tape") != std::string::npos) scalar_tape_flipped = true;
+    }
+    EXPECT_TRUE(scalar_tape_flipped) << os.str();
   }
 }
