@@ -298,6 +298,52 @@ def main():
             expect_bad_input(run('compare', path('missing.npy'), exp), 'missing.npy')
             expect_bad_input(run('compare', exp, exp, '--rtol', '-1'), '--rtol')
 
+        # ---------------------------------------------------------------- --engine exact|f50
+        def engine_outputs(op, args, engine, out_dtype):
+            out = path('eng_%s_%s_%s' % (op, engine, out_dtype))
+            p = run('ref', op, *args, '--engine', engine, '--out-dtype', out_dtype, '--out', out)
+            assert p.returncode == 0, p.stderr
+            return out, p.stdout
+
+        @test
+        def ref_engines_write_the_same_bytes():
+            # conv2d, linear and avg_pool2d (the exact engine's ops), float64 and float32 data and
+            # outputs, with the hard values too: a midpoint plus a tiny term and subnormals.
+            rng = np.random.default_rng(13)
+            x = rng.standard_normal((2, 3, 7, 6))
+            x[0, 0, 0, :3] = [1.0, 2.0 ** -53, 2.0 ** -300]
+            x[1, 2] *= 2.0 ** -530
+            xs = {'f64': save('ex64.npy', x), 'f32': save('ex32.npy', x.astype(np.float32))}
+            w = save('ew.npy', rng.standard_normal((4, 3, 3, 2)))
+            b = save('eb.npy', rng.standard_normal(4))
+            dy = save('edy.npy', rng.standard_normal((2, 4, 4, 8)))
+            lx = save('elx.npy', rng.standard_normal((5, 9)))
+            lw = save('elw.npy', rng.standard_normal((3, 9)))
+            ldy = save('eldy.npy', rng.standard_normal((5, 3)))
+            pdy = save('epdy.npy', rng.standard_normal((2, 3, 4, 4)))
+            for xname, xf in xs.items():
+                cases = [('conv2d', ['--x', xf, '--w', w, '--b', b, '--dy', dy, '--pad', '1,2',
+                                     '--stride', '2,1', '--dilation', '1,2']),
+                         ('linear', ['--x', lx, '--w', lw, '--dy', ldy]),
+                         ('avg_pool2d', ['--x', xf, '--kernel', '3,2', '--stride', '2', '--pad', '1',
+                                         '--dy', pdy])]
+                for op, args in cases:
+                    for dt in ('float64', 'float32'):
+                        ex, stdout = engine_outputs(op, args, 'exact', dt)
+                        f5, _ = engine_outputs(op, args, 'f50', dt)
+                        assert 'engine exact:' in stdout and 'fallback' in stdout, stdout
+                        assert sorted(os.listdir(ex)) == sorted(os.listdir(f5))
+                        for name in os.listdir(ex):
+                            a = open(os.path.join(ex, name), 'rb').read()
+                            assert a == open(os.path.join(f5, name), 'rb').read(), \
+                                '%s %s %s %s differs between engines' % (op, xname, dt, name)
+
+        @test
+        def ref_engine_must_be_exact_or_f50():
+            expect_bad_input(run('ref', 'conv2d', '--x', f['x'], '--w', f['w'], '--engine', 'fast',
+                                 '--out', path('o_eng')), "--engine must be exact or f50, got 'fast'",
+                             path('o_eng'))
+
     if failures:
         print('%d test(s) failed: %s' % (len(failures), ', '.join(failures)))
         return 1

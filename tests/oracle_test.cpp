@@ -330,6 +330,54 @@ TEST(RawOracle, DilationIgnoringBackwardIsCaughtAtAnElementDilationAffects) {
   EXPECT_GT(r.max_ratio, 1e6);  // an O(1) error against a ~1e-15 tolerance
 }
 
+// The two engines (OracleOptions::engine) judge alike: the same verdict, the same failing
+// elements, the same worst element and ULP errors, and max errors and ratios equal to far below
+// any printed digit (the exact engine's value is within ~2^-90 S of exact, the f50 engine's
+// within ~2^-160 S). Checked on the correct kernel and on the dilation-ignoring one, every
+// direction, in double (the tighter tolerance).
+TEST(RawOracle, ExactAndFiftyDigitEnginesJudgeAlike) {
+  const Conv2dProblem pr = problem(Layout::nhwc);
+  for (bool buggy : {false, true}) {
+    UserConv u(pr);
+    u.ignore_dilation = buggy;
+    OracleOptions ex, f;
+    ex.engine = oracle::Engine::exact;
+    f.engine = oracle::Engine::f50;
+    auto same = [&](const OracleReport& a, const OracleReport& b) {
+      EXPECT_EQ(a.passed(), b.passed());
+      EXPECT_EQ(a.failing, b.failing);
+      EXPECT_EQ(a.worst_ratio_index, b.worst_ratio_index);
+      EXPECT_EQ(a.max_ulp_error, b.max_ulp_error);
+      EXPECT_EQ(a.histogram, b.histogram);
+      EXPECT_NEAR(a.max_abs_error, b.max_abs_error, 1e-12 * (1 + std::fabs(b.max_abs_error)));
+      if (std::isinf(a.max_ratio) || std::isinf(b.max_ratio))  // an error where S = 0
+        EXPECT_EQ(a.max_ratio, b.max_ratio);
+      else
+        EXPECT_NEAR(a.max_ratio, b.max_ratio, 1e-9 * (1 + b.max_ratio));
+      EXPECT_EQ(a.engine, oracle::Engine::exact);
+      EXPECT_EQ(b.engine, oracle::Engine::f50);
+    };
+    auto fwd = [&](const double* x, const double* w, const double* b, double* y) {
+      u.forward(x, w, b, y);
+    };
+    same(oracle::check_conv2d_forward<double>(pr, fwd, ex),
+         oracle::check_conv2d_forward<double>(pr, fwd, f));
+    auto bd = [&](const double* dy, const double* w, double* dx) {
+      u.backward_data(dy, w, dx, false);
+    };
+    same(oracle::check_conv2d_backward_data<double>(pr, bd, ex),
+         oracle::check_conv2d_backward_data<double>(pr, bd, f));
+    auto bw = [&](const double* x, const double* dy, double* dw) {
+      u.backward_weights(x, dy, dw, false);
+    };
+    same(oracle::check_conv2d_backward_weights<double>(pr, bw, ex),
+         oracle::check_conv2d_backward_weights<double>(pr, bw, f));
+    auto bb = [&](const double* dy, double* db) { u.backward_bias(dy, db); };
+    same(oracle::check_conv2d_backward_bias<double>(pr, bb, ex),
+         oracle::check_conv2d_backward_bias<double>(pr, bb, f));
+  }
+}
+
 TEST(RawOracle, KernelThatModifiesAnInputFails) {
   const Conv2dProblem pr = problem(Layout::nchw, false);
   const UserConv u(pr);

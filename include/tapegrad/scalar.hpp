@@ -51,6 +51,18 @@ To scalar_cast(const From& x) {
   }
 }
 
+// v as the accumulator type Acc of a reference kernel's element function: v itself (no copy)
+// when the types agree, else the conversion Acc(v) -- exact for the one mixed use, double
+// tensors summed in f50 by the exact engine's fallback (kernels/exact.hpp).
+template <class Acc, class T>
+decltype(auto) to_acc(const T& v) {
+  if constexpr (std::is_same_v<Acc, T>) {
+    return (v);  // const T&
+  } else {
+    return static_cast<Acc>(v);
+  }
+}
+
 // The plain value of a scalar (identity here; Var<T> overloads it in var/var.hpp).
 template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
 T value_of(T x) {

@@ -2,6 +2,10 @@
 // exactly to f50, validates with the geometry makers and check_* functions, runs the reference
 // kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
 // dw.npy, db.npy), each rounded ONCE from f50 to the output dtype.
+// Engines (--engine): `exact` (the default) computes conv2d, linear and avg_pool2d -- the ops
+// whose every output is a sum -- in the exact engine (kernels/exact.hpp): the same bits as the
+// 50-digit reference rounded once, from double inputs, and a count of the elements that needed
+// the 50-digit fallback. Every other op, and every op under `--engine f50`, runs as above.
 //
 // Order of work, so that bad input never leaves a file behind: parse options -> read and check
 // every input -> validate shapes -> compute everything -> create DIR -> write every output to a
@@ -12,15 +16,19 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <variant>
 
 #include "common.hpp"
 #include "tapegrad/io/atomic_file.hpp"
 #include "tapegrad/io/npy.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
 #include "tapegrad/kernels/geometry.hpp"
+#include "tapegrad/kernels/linear_exact.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/kernels/pool_exact.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
 #include "tapegrad/memory.hpp"
 
@@ -34,6 +42,7 @@ struct RefArgs {
   std::string op;
   std::string x, w, b, target, dy, out;
   std::string out_dtype = "float64";
+  std::string engine = "exact";
   std::string stride, pad, dilation, kernel;
   std::string groups = "1";
   std::map<std::string, CLI::Option*> opts;  // "--w" -> option, to see which were given
@@ -69,15 +78,22 @@ std::string op_list() {
   return s;
 }
 
-// A float input as f50 (exact), rejecting int dtypes and NaN/Inf with the file named.
-Tensor<f50> read_float_input(const std::string& path, const std::string& what) {
+// A float input as T = f50 or double (exact either way), rejecting int dtypes and NaN/Inf with
+// the file named.
+template <class T = f50>
+Tensor<T> read_float_input(const std::string& path, const std::string& what) {
   return read_arg("--" + what, [&] {
     const io::NpyArray a = io::read_npy(path);
     if (a.dtype == io::NpyDtype::i8)
       throw BadInput(quote(path) + ": " + what + " has dtype int64, expected float32 or float64");
     io::check_all_finite(a, path);
-    return io::to_tensor<f50>(a, path);
+    return io::to_tensor<T>(a, path);
   });
+}
+
+// conv2d, linear and avg_pool2d run in the exact engine unless --engine f50 (see the top).
+bool uses_exact_engine(const RefArgs& a) {
+  return a.engine == "exact" && (a.op == "conv2d" || a.op == "linear" || a.op == "avg_pool2d");
 }
 
 // Geometry options as parsed (ranges checked; the geometry makers check the rest).
@@ -134,6 +150,11 @@ void check_memory(const RefArgs& a) {
   std::map<std::string, io::NpyHeader> h;
   memory::Estimate est("ref " + a.op);
   const auto f50_bytes = static_cast<std::uint64_t>(sizeof(f50));
+  // The exact engine reads floats as double, keeps each output once in the output dtype (then
+  // encoded), and allocates the workspace its kernels report; the f50 engine holds f50 copies.
+  const bool exact_engine = uses_exact_engine(a);
+  const std::uint64_t float_item = exact_engine ? sizeof(double) : f50_bytes;
+  const char* float_as = exact_engine ? " as double" : " in 50 digits";
   for (const In& in : {In{"--x", &a.x}, In{"--w", &a.w}, In{"--b", &a.b}, In{"--target", &a.target},
                        In{"--dy", &a.dy}}) {
     if (!a.given(in.option)) continue;
@@ -143,8 +164,8 @@ void check_memory(const RefArgs& a) {
     const std::string name = std::string(in.option).substr(2) + " " + hd.shape.str();
     est.add(name + " as read", 1, hd.data_bytes, cause);
     // floats become f50; int64 targets become a vector of indices
-    est.add(name + (hd.dtype == io::NpyDtype::i8 ? " as indices" : " in 50 digits"), n,
-            hd.dtype == io::NpyDtype::i8 ? 8 : f50_bytes, cause);
+    est.add(name + (hd.dtype == io::NpyDtype::i8 ? " as indices" : float_as), n,
+            hd.dtype == io::NpyDtype::i8 ? 8 : float_item, cause);
     h.emplace(in.option, hd);
   }
   const Shape& x = h.at("--x").shape;
@@ -166,8 +187,14 @@ void check_memory(const RefArgs& a) {
       outs.push_back({"dw", {g.w_shape(), "--w " + quote(a.w)}});
       if (a.given("--b")) outs.push_back({"db", {g.b_shape(), "--b " + quote(a.b)}});
     }
+    if (exact_engine)
+      est.add("exact engine workspace for " + g.str(), 1, exact::conv2d_workspace_bytes(g),
+              window_cause(a, x, prm.pad));
   } else if (a.op == "linear" && shape_of("--w")) {
     const LinearGeom g = make_linear_geom(x, *shape_of("--w"), shape_of("--b"));
+    if (exact_engine)
+      est.add("exact engine workspace for " + g.str(), 1, exact::linear_workspace_bytes(g),
+              "--x " + quote(a.x));
     outs.push_back({"y", {g.y_shape(), "--w " + quote(a.w)}});
     if (a.given("--dy")) {
       outs.push_back({"dw", {g.w_shape(), "--w " + quote(a.w)}});
@@ -181,28 +208,104 @@ void check_memory(const RefArgs& a) {
     const Pool2dGeom g =
         with_size_context(a, x, [&] { return make_pool2d_geom(x, prm, a.op); });
     outs.push_back({"y", {g.y_shape(), window_cause(a, x, prm.pad)}});
+    if (exact_engine)
+      est.add("exact engine workspace for " + g.str(), 1, exact::avg_pool2d_workspace_bytes(g),
+              window_cause(a, x, prm.pad));
   } else if (a.op == "mse_loss" || a.op == "cross_entropy") {
     outs.push_back({"y", {Shape{}, x_cause}});
   } else {
     outs.push_back({"y", {x, x_cause}});  // element-wise ops and flatten: x's size
   }
   if (a.given("--dy")) outs.push_back({"dx", {x, x_cause}});
-  // Each output in f50, then rounded and encoded (both kept until the files are written).
+  // Each output in f50 (the exact engine: not at all), then rounded and encoded (both kept
+  // until the files are written).
   const std::uint64_t out_item = a.out_dtype == "float32" ? 4 : 8;
   for (const auto& [name, shape_cause] : outs) {
     const auto& [shape, cause] = shape_cause;
     const auto n = static_cast<std::uint64_t>(shape.numel());
-    est.add(name + " " + shape.str() + " in 50 digits", n, f50_bytes, cause);
+    if (!exact_engine) est.add(name + " " + shape.str() + " in 50 digits", n, f50_bytes, cause);
     est.add(name + " " + shape.str() + " rounded and encoded", n, 2 * out_item, cause);
   }
   est.check();
 }
 
-// The results of one run: named output tensors in f50, plus a one-line description.
+// An output as computed: in f50 (rounded once when written), or already rounded once to the
+// output dtype by the exact engine.
+using Output = std::variant<Tensor<f50>, Tensor<float>, Tensor<double>>;
+
+// The results of one run: named outputs, a one-line description, the exact engine's counts.
 struct Results {
   std::string description;
-  std::vector<std::pair<std::string, Tensor<f50>>> outputs;  // ("y", y), ("dx", dx), ...
+  std::vector<std::pair<std::string, Output>> outputs;  // ("y", y), ("dx", dx), ...
+  std::optional<exact::Stats> exact;                    // set when the exact engine ran
 };
+
+// The geometries from the options, one place for both engines.
+Conv2dGeom conv2d_geom(const RefArgs& a, const Shape& x, const Shape& w, const Shape* b) {
+  Conv2dParams prm;
+  prm.stride = stride_arg(a, {1, 1});
+  prm.pad = pad_arg(a);
+  prm.dilation = dilation_arg(a);
+  prm.groups = parse_int(a.groups, "--groups", 1, max_size_arg);
+  return make_conv2d_geom(x, w, b, prm);
+}
+Pool2dGeom pool2d_geom(const RefArgs& a, const Shape& x) {
+  Pool2dParams prm;
+  prm.kernel = kernel_arg(a);
+  prm.stride = stride_arg(a, prm.kernel);
+  prm.pad = pad_arg(a);
+  return make_pool2d_geom(x, prm, a.op);
+}
+
+// conv2d, linear, avg_pool2d in the exact engine, rounded once to Out (--out-dtype). Inputs are
+// read as double (exact for float32 and float64 files); dy's shape is checked before anything
+// is computed.
+template <class Out>
+Results compute_exact(const RefArgs& a) {
+  using Tag = exact::Nearest<Out>;
+  const std::string& op = a.op;
+  const Tensor<double> x = read_float_input<double>(a.x, "x");
+  std::optional<Tensor<double>> w, b, dy;
+  if (a.given("--w")) w = read_float_input<double>(a.w, "w");
+  if (a.given("--b")) b = read_float_input<double>(a.b, "b");
+  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy");
+  const Shape b_shape = b ? b->shape() : Shape{};
+  const Tensor<double>* bp = b ? &*b : nullptr;
+  Results r;
+  exact::Stats st;
+  auto check_dy = [&](const Shape& y) {
+    if (dy) check_shape(op, "dy", dy->shape(), y);
+  };
+  if (op == "conv2d") {
+    const Conv2dGeom g = conv2d_geom(a, x.shape(), w->shape(), b ? &b_shape : nullptr);
+    r.description = "conv2d: " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::conv2d_forward<Tag>(g, x, *w, bp, &st));
+    if (dy) {
+      r.outputs.emplace_back("dx", exact::conv2d_backward_data<Tag>(g, *dy, *w, &st));
+      r.outputs.emplace_back("dw", exact::conv2d_backward_weights<Tag>(g, x, *dy, &st));
+      if (b) r.outputs.emplace_back("db", exact::conv2d_backward_bias<Tag>(g, *dy, &st));
+    }
+  } else if (op == "linear") {
+    const LinearGeom g = make_linear_geom(x.shape(), w->shape(), b ? &b_shape : nullptr);
+    r.description = "linear: " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::linear_forward<Tag>(g, x, *w, bp, &st));
+    if (dy) {
+      r.outputs.emplace_back("dx", exact::linear_backward_data<Tag>(g, *dy, *w, &st));
+      r.outputs.emplace_back("dw", exact::linear_backward_weights<Tag>(g, x, *dy, &st));
+      if (b) r.outputs.emplace_back("db", exact::linear_backward_bias<Tag>(g, *dy, &st));
+    }
+  } else {  // avg_pool2d
+    const Pool2dGeom g = pool2d_geom(a, x.shape());
+    r.description = op + ": " + g.str();
+    check_dy(g.y_shape());
+    r.outputs.emplace_back("y", exact::avg_pool2d_forward<Tag>(g, x, &st));
+    if (dy) r.outputs.emplace_back("dx", exact::avg_pool2d_backward<Tag>(g, *dy, &st));
+  }
+  r.exact = st;
+  return r;
+}
 
 Results compute(const RefArgs& a) {
   const auto& table = op_table();
@@ -217,11 +320,15 @@ Results compute(const RefArgs& a) {
     if (!a.given(name) && spec.required.count(name))
       throw BadInput("ref " + a.op + ": " + name + " is required");
   }
+  if (a.engine != "exact" && a.engine != "f50")
+    throw BadInput("ref: --engine must be exact or f50, got " + quote(a.engine));
   for (const auto& [name, path] : {std::pair{"--x", &a.x}, {"--w", &a.w}, {"--b", &a.b},
                                    {"--target", &a.target}, {"--dy", &a.dy}})
     if (a.given(name)) check_path_arg(*path, name);
   const std::string& op = a.op;
   check_memory(a);
+  if (uses_exact_engine(a))
+    return a.out_dtype == "float32" ? compute_exact<float>(a) : compute_exact<double>(a);
 
   // Every input read and checked before any shape logic.
   const Tensor<f50> x = read_float_input(a.x, "x");
@@ -246,14 +353,12 @@ Results compute(const RefArgs& a) {
   auto grad = [&](const char* name, Tensor<f50> g) { r.outputs.emplace_back(name, std::move(g)); };
   r.description = op + ": x" + x.shape().str();
 
+  // y, once computed, for the VJPs that are written in terms of it.
+  auto y_of = [&]() -> const Tensor<f50>& { return std::get<Tensor<f50>>(r.outputs[0].second); };
+
   if (op == "conv2d") {
-    Conv2dParams prm;
-    prm.stride = stride_arg(a, {1, 1});
-    prm.pad = pad_arg(a);
-    prm.dilation = dilation_arg(a);
-    prm.groups = parse_int(a.groups, "--groups", 1, max_size_arg);
     const Shape b_shape = b ? b->shape() : Shape{};
-    const Conv2dGeom g = make_conv2d_geom(x.shape(), w->shape(), b ? &b_shape : nullptr, prm);
+    const Conv2dGeom g = conv2d_geom(a, x.shape(), w->shape(), b ? &b_shape : nullptr);
     r.description = "conv2d: " + g.str();
     y_out(ref::conv2d_forward(g, x, *w, b ? &*b : nullptr));
     if (dy) {
@@ -276,29 +381,25 @@ Results compute(const RefArgs& a) {
     if (dy) grad("dx", ref::relu_backward(x, *dy));
   } else if (op == "sigmoid") {
     y_out(ref::sigmoid_forward(x));
-    if (dy) grad("dx", ref::sigmoid_backward(r.outputs[0].second, *dy));
+    if (dy) grad("dx", ref::sigmoid_backward(y_of(), *dy));
   } else if (op == "tanh") {
     y_out(ref::tanh_forward(x));
-    if (dy) grad("dx", ref::tanh_backward(r.outputs[0].second, *dy));
+    if (dy) grad("dx", ref::tanh_backward(y_of(), *dy));
   } else if (op == "softmax" || op == "log_softmax") {
     check_softmax(x.shape(), op);
     if (op == "softmax") {
       y_out(ref::softmax_forward(x));
-      if (dy) grad("dx", ref::softmax_backward(r.outputs[0].second, *dy));
+      if (dy) grad("dx", ref::softmax_backward(y_of(), *dy));
     } else {
       y_out(ref::log_softmax_forward(x));
-      if (dy) grad("dx", ref::log_softmax_backward(r.outputs[0].second, *dy));
+      if (dy) grad("dx", ref::log_softmax_backward(y_of(), *dy));
     }
   } else if (op == "flatten") {
     check_flatten(x.shape(), op);
     y_out(ref::flatten_forward(x));
     if (dy) grad("dx", ref::flatten_backward(x.shape(), *dy));
   } else if (op == "max_pool2d" || op == "avg_pool2d") {
-    Pool2dParams prm;
-    prm.kernel = kernel_arg(a);
-    prm.stride = stride_arg(a, prm.kernel);
-    prm.pad = pad_arg(a);
-    const Pool2dGeom g = make_pool2d_geom(x.shape(), prm, op);
+    const Pool2dGeom g = pool2d_geom(a, x.shape());
     r.description = op + ": " + g.str();
     if (op == "max_pool2d") {
       y_out(ref::max_pool2d_forward(g, x));
@@ -334,20 +435,28 @@ int run_ref(const RefArgs& a) {
 
   const Results r = compute(a);
 
-  // Round once from f50 to the output dtype, and encode, before touching the disk.
+  // Round once from f50 to the output dtype (the exact engine's outputs already are), and
+  // encode, before touching the disk.
   std::vector<std::pair<fs::path, std::string>> files;
-  for (const auto& [name, t] : r.outputs) {
+  for (const auto& [name, out] : r.outputs) {
     std::string bytes;
-    if (a.out_dtype == "float32") {
-      std::vector<float> v;
-      v.reserve(t.vec().size());
-      for (const f50& e : t) v.push_back(io::round_to_float(e));
-      bytes = io::encode_npy(t.shape(), v);
+    if (const auto* t = std::get_if<Tensor<f50>>(&out)) {
+      if (a.out_dtype == "float32") {
+        std::vector<float> v;
+        v.reserve(t->vec().size());
+        for (const f50& e : *t) v.push_back(io::round_to_float(e));
+        bytes = io::encode_npy(t->shape(), v);
+      } else {
+        std::vector<double> v;
+        v.reserve(t->vec().size());
+        for (const f50& e : *t) v.push_back(io::round_to_double(e));
+        bytes = io::encode_npy(t->shape(), v);
+      }
+    } else if (const auto* f = std::get_if<Tensor<float>>(&out)) {
+      bytes = io::encode_npy(f->shape(), f->vec());
     } else {
-      std::vector<double> v;
-      v.reserve(t.vec().size());
-      for (const f50& e : t) v.push_back(io::round_to_double(e));
-      bytes = io::encode_npy(t.shape(), v);
+      const auto& d = std::get<Tensor<double>>(out);
+      bytes = io::encode_npy(d.shape(), d.vec());
     }
     files.emplace_back(dir / (name + ".npy"), std::move(bytes));
   }
@@ -358,6 +467,13 @@ int run_ref(const RefArgs& a) {
   batch.commit();
 
   std::cout << r.description << "\n";
+  if (r.exact)
+    std::cout << "  engine exact: " << r.exact->elements << " elements, " << r.exact->fallbacks
+              << " through the 50-digit fallback\n";
+  else if (a.engine == "exact")
+    std::cout << "  engine f50 (the exact engine covers conv2d, linear and avg_pool2d)\n";
+  else
+    std::cout << "  engine f50\n";
   for (const auto& [path, bytes] : files) std::cout << "  wrote " << one_line(path.native()) << "\n";
   return exit_ok;
 }
@@ -382,6 +498,9 @@ void register_ref(CLI::App& app, Action& run) {
       sub->add_option("--out", args->out, "Output directory (created if missing)")->required();
   o["--out-dtype"] = sub->add_option("--out-dtype", args->out_dtype,
                                      "float64 (default) or float32, rounded once from f50");
+  o["--engine"] = sub->add_option("--engine", args->engine,
+                                  "exact (default: conv2d, linear, avg_pool2d in the exact "
+                                  "engine, the same bits as f50) or f50 (the 50-digit reference)");
   o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
   o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
   o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");

@@ -1,6 +1,7 @@
 // The raw-buffer oracle; see include/tapegrad/oracle/raw.hpp for the contract and the
 // tolerance derivation. Flow of one check: validate the problem -> generate the inputs in T
-// (logical layout) -> exact result and S = sum |terms| in f50 with the reference kernels ->
+// (logical layout) -> exact result and S = sum |terms| (the exact engine, or the reference
+// kernels in f50) ->
 // buffers in the user's layout -> run the callback on guarded output buffers -> judge every
 // element in the user's layout -> label the failures (unwritten / accumulated / overwritten).
 #include "tapegrad/oracle/raw.hpp"
@@ -14,6 +15,8 @@
 #include <set>
 
 #include "tapegrad/gradcheck/tolerance.hpp"
+#include "tapegrad/io/npy.hpp"
+#include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/tensor.hpp"
@@ -24,6 +27,7 @@ const char* layout_name(Layout l) { return l == Layout::nchw ? "NCHW" : "NHWC"; 
 const char* grad_mode_name(GradMode m) {
   return m == GradMode::overwrite ? "overwrite" : "accumulate";
 }
+const char* engine_name(Engine e) { return e == Engine::exact ? "exact" : "f50"; }
 
 // Helpers in a named namespace: templates with external linkage use them (an anonymous
 // namespace would trip -Wsubobject-linkage).
@@ -47,6 +51,41 @@ Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, std::uint64_t st
 
 Tensor<f50> abs_of(const Tensor<f50>& t) {
   return map(t, [](const f50& v) { return f50(abs(v)); });
+}
+
+// The exact output of one direction and its S = sum |terms|, as the engine asked for computes
+// them: value (within the engine's bound of exact) and S (rounded up by the exact engine).
+struct Exact {
+  Tensor<f50> value, abs_sum;
+};
+// ref(x...) runs the reference kernel on f50 tensors, exact_value / exact_abs the exact engine
+// on double tensors (Precise and AbsSumUp); the inputs are T tensors, converted exactly.
+template <class T, class Ref, class ExactValue, class ExactAbs>
+Exact exact_of(Engine e, const std::vector<const Tensor<T>*>& in, Ref ref_fn,
+               ExactValue exact_value, ExactAbs exact_abs) {
+  if (e == Engine::f50) {
+    std::vector<Tensor<f50>> v, a;
+    for (const Tensor<T>* t : in) {
+      v.push_back(t->template cast<f50>());
+      a.push_back(abs_of(v.back()));
+    }
+    return {ref_fn(v), ref_fn(a)};
+  }
+  std::vector<Tensor<double>> d;
+  for (const Tensor<T>* t : in) d.push_back(t->template cast<double>());
+  return {exact_value(d), exact_abs(d).template cast<f50>()};
+}
+
+// v as a double rounded up (>= v): the sums S of the tolerance are bounds.
+double up_to_double(const f50& v) {
+  double d = io::round_to_double(v);
+  if (f50(d) < v) d = std::nextafter(d, std::numeric_limits<double>::infinity());
+  return d;
+}
+// gamma * S rounded up, gamma itself taken one ulp up: an upper bound on gamma_T(K) * S.
+double allowed_of(double gam, double s) {
+  const double inf = std::numeric_limits<double>::infinity();
+  return std::nextafter(std::nextafter(gam, inf) * s, inf);
 }
 
 // Logical (A,B,C,D) <-> channels-last (A,C,D,B): NCHW <-> NHWC and KCRS <-> KRSC.
@@ -115,7 +154,14 @@ void audit_inputs(std::vector<InputBuffer<T>>& ins, OracleReport& r) {
 template <class T>
 std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f50>& expected,
                         const Tensor<f50>& abs_sum, index_t k, const OracleOptions& opt) {
-  const Tensor<T> expected_t = map(expected, [](const f50& v) { return static_cast<T>(v); });
+  // The exact value rounded once to T (io::round_to_*: correctly, never through another format).
+  const Tensor<T> expected_t = map(expected, [](const f50& v) {
+    if constexpr (std::is_same_v<T, float>) {
+      return io::round_to_float(v);
+    } else {
+      return io::round_to_double(v);
+    }
+  });
   gradcheck::CompareOptions co;
   if (opt.tolerance) {
     co = *opt.tolerance;
@@ -141,7 +187,7 @@ std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f
     if (std::isfinite(a)) {
       err = static_cast<double>(abs(f50(a) - expected[i]));
       if (r.derived_tolerance) {
-        allowed = gam * static_cast<double>(abs_sum[i]);
+        allowed = allowed_of(gam, up_to_double(abs_sum[i]));
       } else {
         allowed = r.atol + r.rtol * std::fabs(static_cast<double>(expected_t[i]));
       }
@@ -185,6 +231,7 @@ OracleReport make_report(const char* op, const Conv2dGeom& g, const char* output
   r.dtype = dtype_of<T>();
   r.layout = prob.layout;
   r.grad_mode = opt.grad_mode;
+  r.engine = opt.engine;
   r.is_gradient = is_gradient;
   r.seed = opt.seed;
   return r;
@@ -203,6 +250,7 @@ void run_and_judge(OracleReport& r, const Tensor<f50>& exact, const Tensor<f50>&
   auto near = [](T a, const f50& e, double allowed) {
     return std::isfinite(a) && static_cast<double>(abs(f50(a) - e)) <= allowed;
   };
+  auto allowed_at = [](double gamma_k, const f50& s) { return allowed_of(gamma_k, up_to_double(s)); };
 
   if (!r.is_gradient) {
     Tensor<T> out(shape, nan);
@@ -229,7 +277,7 @@ void run_and_judge(OracleReport& r, const Tensor<f50>& exact, const Tensor<f50>&
     const auto fail = judge<T>(r, out_nan, exact, abs_sum, k, opt);
     for (index_t i = 0; i < shape.numel(); ++i) {
       if (!fail[static_cast<std::size_t>(i)] || !std::isnan(out_nan[i])) continue;
-      if (exact[i] != 0 && near(out_p[i], with_p[i], gam1 * static_cast<double>(s_with_p[i])))
+      if (exact[i] != 0 && near(out_p[i], with_p[i], allowed_at(gam1, s_with_p[i])))
         r.accumulated.push_back(i);
       else if (same_bits(out_p[i], prefill[i]))
         r.unwritten.push_back(i);
@@ -240,7 +288,7 @@ void run_and_judge(OracleReport& r, const Tensor<f50>& exact, const Tensor<f50>&
     const auto fail = judge<T>(r, out, with_p, s_with_p, k + 1, opt);
     for (index_t i = 0; i < shape.numel(); ++i) {
       if (!fail[static_cast<std::size_t>(i)]) continue;
-      if (exact[i] != 0 && near(out[i], exact[i], gam * static_cast<double>(abs_sum[i])))
+      if (exact[i] != 0 && near(out[i], exact[i], allowed_at(gam, abs_sum[i])))
         r.overwritten.push_back(i);
       else if (same_bits(out[i], prefill[i]))
         r.unwritten.push_back(i);
@@ -280,11 +328,18 @@ OracleReport check_conv2d_forward(const Conv2dProblem& prob,
   const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
   const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
   const Tensor<T> b = random_tensor<T>(g.b_shape(), opt.seed, 2);
-  const Tensor<f50> x50 = x.template cast<f50>(), w50 = w.template cast<f50>(),
-                    b50 = b.template cast<f50>(), ab50 = abs_of(b50);
-  const Tensor<f50> y = ref::conv2d_forward(g, x50, w50, g.has_bias ? &b50 : nullptr);
-  const Tensor<f50> s =
-      ref::conv2d_forward(g, abs_of(x50), abs_of(w50), g.has_bias ? &ab50 : nullptr);
+  const Exact ex = exact_of<T>(
+      opt.engine, {&x, &w, &b},
+      [&](const auto& v) {
+        return ref::conv2d_forward(g, v[0], v[1], g.has_bias ? &v[2] : nullptr);
+      },
+      [&](const auto& d) {
+        return exact::conv2d_forward<exact::Precise>(g, d[0], d[1], g.has_bias ? &d[2] : nullptr);
+      },
+      [&](const auto& d) {
+        return exact::conv2d_forward<exact::AbsSumUp>(g, d[0], d[1], g.has_bias ? &d[2] : nullptr);
+      });
+  const Tensor<f50>&y = ex.value, &s = ex.abs_sum;
   std::vector<InputBuffer<T>> ins;
   ins.emplace_back("x", to_layout(x, prob.layout));
   ins.emplace_back("w", to_layout(w, prob.layout));
@@ -306,9 +361,16 @@ OracleReport check_conv2d_backward_data(const Conv2dProblem& prob,
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_data");
   const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
   const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
-  const Tensor<f50> dy50 = dy.template cast<f50>(), w50 = w.template cast<f50>();
-  const Tensor<f50> dx = ref::conv2d_backward_data(g, dy50, w50);
-  const Tensor<f50> s = ref::conv2d_backward_data(g, abs_of(dy50), abs_of(w50));
+  const Exact ex = exact_of<T>(
+      opt.engine, {&dy, &w},
+      [&](const auto& v) { return ref::conv2d_backward_data(g, v[0], v[1]); },
+      [&](const auto& d) {
+        return exact::conv2d_backward_data<exact::Precise>(g, d[0], d[1]);
+      },
+      [&](const auto& d) {
+        return exact::conv2d_backward_data<exact::AbsSumUp>(g, d[0], d[1]);
+      });
+  const Tensor<f50>&dx = ex.value, &s = ex.abs_sum;
   std::vector<InputBuffer<T>> ins;
   ins.emplace_back("dy", to_layout(dy, prob.layout));
   ins.emplace_back("w", to_layout(w, prob.layout));
@@ -329,9 +391,16 @@ OracleReport check_conv2d_backward_weights(
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_weights");
   const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
   const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
-  const Tensor<f50> x50 = x.template cast<f50>(), dy50 = dy.template cast<f50>();
-  const Tensor<f50> dw = ref::conv2d_backward_weights(g, x50, dy50);
-  const Tensor<f50> s = ref::conv2d_backward_weights(g, abs_of(x50), abs_of(dy50));
+  const Exact ex = exact_of<T>(
+      opt.engine, {&x, &dy},
+      [&](const auto& v) { return ref::conv2d_backward_weights(g, v[0], v[1]); },
+      [&](const auto& d) {
+        return exact::conv2d_backward_weights<exact::Precise>(g, d[0], d[1]);
+      },
+      [&](const auto& d) {
+        return exact::conv2d_backward_weights<exact::AbsSumUp>(g, d[0], d[1]);
+      });
+  const Tensor<f50>&dw = ex.value, &s = ex.abs_sum;
   std::vector<InputBuffer<T>> ins;
   ins.emplace_back("x", to_layout(x, prob.layout));
   ins.emplace_back("dy", to_layout(dy, prob.layout));
@@ -351,9 +420,13 @@ OracleReport check_conv2d_backward_bias(const Conv2dProblem& prob,
                                         const OracleOptions& opt) {
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_bias");
   const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
-  const Tensor<f50> dy50 = dy.template cast<f50>();
-  const Tensor<f50> db = ref::conv2d_backward_bias(g, dy50);
-  const Tensor<f50> s = ref::conv2d_backward_bias(g, abs_of(dy50));
+  const Exact ex = exact_of<T>(
+      opt.engine, {&dy}, [&](const auto& v) { return ref::conv2d_backward_bias(g, v[0]); },
+      [&](const auto& d) { return exact::conv2d_backward_bias<exact::Precise>(g, d[0]); },
+      [&](const auto& d) {
+        return exact::conv2d_backward_bias<exact::AbsSumUp>(g, d[0]);
+      });
+  const Tensor<f50>&db = ex.value, &s = ex.abs_sum;
   std::vector<InputBuffer<T>> ins;
   ins.emplace_back("dy", to_layout(dy, prob.layout));
   OracleReport r = make_report<T>("conv2d_backward_bias", g, "db", 'b', prob, true, opt);
@@ -400,7 +473,8 @@ void OracleReport::print(std::ostream& os) const {
   os << "  tolerance        ";
   if (derived_tolerance) {
     os << "derived per element: |actual - exact| <= gamma(K) * S, K = " << reduction_length
-       << ", u = 2^" << (f32 ? -24 : -53) << ", S = sum |terms| (50 digits)\n";
+       << ", u = 2^" << (f32 ? -24 : -53) << ", S = sum |terms| "
+       << (engine == Engine::exact ? "(exact engine, rounded up)\n" : "(50 digits)\n");
   } else {
     if (rtol > 0 || atol > 0 || default_tolerance)
       os << "rtol=" << fmt("%.3g", rtol) << " atol=" << fmt("%.3g", atol) << " ";

@@ -67,60 +67,70 @@ Tensor<T> max_pool2d_backward(const Pool2dGeom& g, const Tensor<T>& x, const Ten
 // y[n,c,p,q] = (1 / (kernel_h*kernel_w)) * sum over the in-bounds window elements x[n,c,h,w]
 // NOTE: count_include_pad=True (PyTorch's default): padded positions count as zeros, so the
 // divisor is always kernel_h*kernel_w.
-template <class T>
-Tensor<T> avg_pool2d_forward(const Pool2dGeom& g, const Tensor<T>& x) {
-  assert(x.shape() == g.x_shape());
+// One element: the window summed in Acc from acc = 0 in row-major order, then divided once;
+// the kernel calls it with Acc = T, the exact engine's fallback with Acc = f50 on double tensors.
+template <class Acc, class T>
+Acc avg_pool2d_forward_at(const Pool2dGeom& g, const Tensor<T>& x, index_t n, index_t c,
+                          index_t p, index_t q) {
   const auto [kh, kw] = g.prm.kernel;
   const auto [sh, sw] = g.prm.stride;
   const auto [ph, pw] = g.prm.pad;
-  const T count(double(kh * kw));
+  Acc acc(0);
+  for (index_t i = 0; i < kh; ++i) {
+    const index_t h = p * sh - ph + i;
+    if (h < 0 || h >= g.h) continue;
+    for (index_t j = 0; j < kw; ++j) {
+      const index_t w = q * sw - pw + j;
+      if (w < 0 || w >= g.w) continue;
+      acc += to_acc<Acc>(x(n, c, h, w));
+    }
+  }
+  return acc / Acc(double(kh * kw));
+}
+
+template <class T>
+Tensor<T> avg_pool2d_forward(const Pool2dGeom& g, const Tensor<T>& x) {
+  assert(x.shape() == g.x_shape());
   Tensor<T> y(g.y_shape());
   for (index_t n = 0; n < g.n; ++n)
     for (index_t c = 0; c < g.c; ++c)
       for (index_t p = 0; p < g.p; ++p)
-        for (index_t q = 0; q < g.q; ++q) {
-          T acc(0);
-          for (index_t i = 0; i < kh; ++i) {
-            const index_t h = p * sh - ph + i;
-            if (h < 0 || h >= g.h) continue;
-            for (index_t j = 0; j < kw; ++j) {
-              const index_t w = q * sw - pw + j;
-              if (w < 0 || w >= g.w) continue;
-              acc += x(n, c, h, w);
-            }
-          }
-          y(n, c, p, q) = acc / count;
-        }
+        for (index_t q = 0; q < g.q; ++q)
+          y(n, c, p, q) = avg_pool2d_forward_at<T>(g, x, n, c, p, q);
   return y;
 }
 
 // dx[n,c,h,w] = (1 / (kernel_h*kernel_w)) * sum of dy[n,c,p,q] over the windows containing
 //   (h, w): p = (h + pad_h - i) / stride_h an exact integer in [0, P) for some i < kernel_h
 //   (likewise q). A gather over dx; the adjoint of avg_pool2d_forward.
-template <class T>
-Tensor<T> avg_pool2d_backward(const Pool2dGeom& g, const Tensor<T>& dy) {
-  assert(dy.shape() == g.y_shape());
+template <class Acc, class T>
+Acc avg_pool2d_backward_at(const Pool2dGeom& g, const Tensor<T>& dy, index_t n, index_t c,
+                           index_t h, index_t w) {
   const auto [kh, kw] = g.prm.kernel;
   const auto [sh, sw] = g.prm.stride;
   const auto [ph, pw] = g.prm.pad;
-  const T count(double(kh * kw));
+  Acc acc(0);
+  for (index_t i = 0; i < kh; ++i) {
+    const index_t ph_num = h + ph - i;  // = p * stride_h
+    if (ph_num < 0 || ph_num % sh != 0 || ph_num / sh >= g.p) continue;
+    for (index_t j = 0; j < kw; ++j) {
+      const index_t qw_num = w + pw - j;  // = q * stride_w
+      if (qw_num < 0 || qw_num % sw != 0 || qw_num / sw >= g.q) continue;
+      acc += to_acc<Acc>(dy(n, c, ph_num / sh, qw_num / sw));
+    }
+  }
+  return acc / Acc(double(kh * kw));
+}
+
+template <class T>
+Tensor<T> avg_pool2d_backward(const Pool2dGeom& g, const Tensor<T>& dy) {
+  assert(dy.shape() == g.y_shape());
   Tensor<T> dx(g.x_shape());
   for (index_t n = 0; n < g.n; ++n)
     for (index_t c = 0; c < g.c; ++c)
       for (index_t h = 0; h < g.h; ++h)
-        for (index_t w = 0; w < g.w; ++w) {
-          T acc(0);
-          for (index_t i = 0; i < kh; ++i) {
-            const index_t ph_num = h + ph - i;  // = p * stride_h
-            if (ph_num < 0 || ph_num % sh != 0 || ph_num / sh >= g.p) continue;
-            for (index_t j = 0; j < kw; ++j) {
-              const index_t qw_num = w + pw - j;  // = q * stride_w
-              if (qw_num < 0 || qw_num % sw != 0 || qw_num / sw >= g.q) continue;
-              acc += dy(n, c, ph_num / sh, qw_num / sw);
-            }
-          }
-          dx(n, c, h, w) = acc / count;
-        }
+        for (index_t w = 0; w < g.w; ++w)
+          dx(n, c, h, w) = avg_pool2d_backward_at<T>(g, dy, n, c, h, w);
   return dx;
 }
 
