@@ -2,7 +2,10 @@
 // a disagreement to the way that stands apart and mistrusts mostly-zero gradients.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "tapegrad/gradcheck/fourway.hpp"
 
@@ -361,9 +364,206 @@ TEST(FourWay, MaxPoolNearTieTakenDifferentlyByFloatIsNotAFalseFailure) {
 // The same network in double takes every decision as the reference does: no flip is noted
 // and the table has no decisions line (seed and lenet5 tables keep their shape).
 TEST(FourWay, NoFlipMeansNoDecisionsLine) {
-  const FourWayReport rep = four_way_check<double>(load_spec("seed"), {});
+  const FourWayReport rep = four_way_check<double>(load_spec("seed"));
   std::ostringstream os;
   rep.print(os);
   EXPECT_TRUE(rep.flips.empty());
   EXPECT_EQ(os.str().find("decisions:"), std::string::npos) << os.str();
+}
+
+// ---------------------------------------------------------------- every row's bound, both sides
+// judge_tensor (judge.hpp) passes way w at element i iff |a_i - ref_i| <= gamma_T(K) G_abs[i]
+// (ways 1-3) and finite differences iff |fd_j - ref_j| <= 1e-24 max(S_abs, 1). Each test puts
+// one value at the double just inside and just outside the bound recomputed here, and the
+// report's verdict must follow the row.
+namespace {
+double gamma_by_hand(double k, double u) { return k * u / (1 - k * u); }
+
+// The largest double d with |d - r| <= t (d >= r), and the next one up.
+std::pair<double, double> just_inside_outside(const f50& r, double t) {
+  const f50 b = r + f50(t);
+  double d = static_cast<double>(b);
+  while (f50(d) > b) d = std::nextafter(d, -INFINITY);
+  while (f50(std::nextafter(d, INFINITY)) <= b) d = std::nextafter(d, INFINITY);
+  return {d, std::nextafter(d, INFINITY)};
+}
+
+struct BoundFixture {
+  Tensor<f50> ref{Shape{4}, std::vector<f50>{f50(1), f50(-2), f50(0.5), f50(4)}};
+  Tensor<f50> g_abs{Shape{4}, std::vector<f50>{f50(10), f50(3), f50(7), f50(4)}};
+  std::vector<index_t> fd_index{0, 1, 2, 3};
+  std::vector<f50> fd_value{f50(1), f50(-2), f50(0.5), f50(4)};
+  std::vector<bool> fd_kink{false, false, false, false};
+  index_t depth = 10;
+};
+
+FourWayReport report_of(const TensorRow& row) {
+  FourWayReport rep;
+  rep.model = "fixture";
+  rep.dtype = "double";
+  rep.depth = 10;
+  rep.rows.push_back(row);
+  return rep;
+}
+}  // namespace
+
+TEST(FourWayJudgeBound, EachWayFailsJustAboveItsElementToleranceAndPassesJustBelow) {
+  BoundFixture f;
+  const double gam = gamma_by_hand(10, std::ldexp(1.0, -53));
+  for (int w = 0; w < 3; ++w)
+    for (index_t i = 0; i < 4; ++i) {
+      const double tol = gam * static_cast<double>(f.g_abs[i]);
+      const auto [in, out] = just_inside_outside(f.ref[i], tol);
+      for (bool outside : {false, true}) {
+        std::array<Tensor<double>, 3> ways;
+        for (auto& t : ways) t = f.ref.cast<double>();
+        ways[static_cast<std::size_t>(w)][i] = outside ? out : in;
+        const TensorRow row = judge_tensor<double>("w", f.ref, f.g_abs,
+                                                   {&ways[0], &ways[1], &ways[2]}, f.fd_index,
+                                                   f.fd_value, f.fd_kink, f.depth);
+        SCOPED_TRACE(std::string(way_name(w)) + " element " + std::to_string(i) +
+                     (outside ? " just outside" : " just inside"));
+        EXPECT_EQ(row.way[static_cast<std::size_t>(w)].pass, !outside);
+        EXPECT_EQ(row.pass(), !outside);
+        EXPECT_EQ(row.way[static_cast<std::size_t>(w)].max_tol_frac > 1.0, outside);
+        EXPECT_GT(row.way[static_cast<std::size_t>(w)].max_tol_frac, 0.5);  // really near it
+        for (int o = 0; o < num_ways; ++o) {
+          if (o != w) {
+            EXPECT_TRUE(row.way[static_cast<std::size_t>(o)].pass);
+          }
+        }
+        const FourWayReport rep = report_of(row);
+        EXPECT_EQ(rep.passed(), !outside);
+        EXPECT_EQ(rep.verdict() == "FAILED", outside);
+        if (outside) {
+          EXPECT_EQ(row.way[static_cast<std::size_t>(w)].worst, i);
+          EXPECT_EQ(row.attribution, std::string(way_name(w)) + " stands apart from the other three");
+          std::ostringstream os;
+          rep.print(os);
+          EXPECT_NE(os.str().find("FAIL  (" + row.attribution + ")"), std::string::npos) << os.str();
+        }
+      }
+    }
+}
+
+TEST(FourWayJudgeBound, FiniteDifferencesFailJustAboveTheirToleranceAndPassJustBelow) {
+  // fd_tol = 1e-24 * max(S_abs, 1) = 1e-23 (S_abs = 10); with S_abs < 1 it is 1e-24.
+  for (const double s_abs : {10.0, 0.25}) {
+    BoundFixture f;
+    f.g_abs[0] = f50(s_abs);
+    for (index_t i = 1; i < 4; ++i) f.g_abs[i] = f50(s_abs);
+    const double fd_tol = 1e-24 * std::max(s_abs, 1.0);
+    const Tensor<double> a = f.ref.cast<double>();
+    const double gam = gamma_by_hand(10, std::ldexp(1.0, -53));
+    for (const double factor : {1 - 1e-9, 1 + 1e-9}) {
+      std::vector<f50> fd = f.fd_value;
+      fd[2] = f.ref[2] - f50(factor * fd_tol);  // f50 resolves 1e-9 of 1e-24 easily
+      const TensorRow row =
+          judge_tensor<double>("w", f.ref, f.g_abs, {&a, &a, &a}, f.fd_index, fd, f.fd_kink, 10);
+      EXPECT_EQ(row.fd_tol, fd_tol);
+      EXPECT_EQ(row.way[way_finite_diff].pass, factor < 1) << s_abs;
+      EXPECT_EQ(row.pass(), factor < 1) << s_abs;
+      EXPECT_EQ(report_of(row).passed(), factor < 1);
+      if (factor > 1) {
+        EXPECT_EQ(row.attribution, "finite diff stands apart from the other three");
+      }
+      // ways 1-3's tolerance is unaffected by the FD bound: gamma(K) * G_abs
+      EXPECT_EQ(row.tol, gam * s_abs);
+      // a flagged kink is never judged, however far off
+      std::vector<bool> kink = f.fd_kink;
+      kink[2] = true;
+      fd[2] = f50(1e6);
+      const TensorRow k =
+          judge_tensor<double>("w", f.ref, f.g_abs, {&a, &a, &a}, f.fd_index, fd, kink, 10);
+      EXPECT_TRUE(k.pass());
+      EXPECT_EQ(k.kinks, 1);
+      EXPECT_EQ(k.way[way_finite_diff].checked, 3);
+    }
+  }
+}
+
+TEST(FourWayJudgeBound, StrictOnlyWithinGammaTimesSAndMistrustAboveHalfZeros) {
+  // strict: every way within gamma(K) * S, S = max |ref| = 4 (here G_abs = 40 admits more).
+  BoundFixture f;
+  for (index_t i = 0; i < 4; ++i) f.g_abs[i] = f50(40);
+  const double gam = gamma_by_hand(10, std::ldexp(1.0, -53));
+  const auto [in, out] = just_inside_outside(f.ref[3], gam * 4);
+  for (bool outside : {false, true}) {
+    Tensor<double> a = f.ref.cast<double>();
+    a[3] = outside ? out : in;
+    const TensorRow row =
+        judge_tensor<double>("w", f.ref, f.g_abs, {&a, &a, &a}, f.fd_index, f.fd_value, f.fd_kink, 10);
+    EXPECT_TRUE(row.pass());
+    EXPECT_EQ(row.strict, !outside);
+    EXPECT_EQ(report_of(row).verdict(),
+              outside ? "passed; 1 row(s) pass only at gamma(K) * G_abs (ok*)"
+                      : "passed; strict (every row also within gamma(K) * S)");
+  }
+  // mistrusted iff more than half of the reference's entries are exact zeros: 2 of 4 is not
+  for (int zeros : {2, 3}) {
+    Tensor<f50> ref(Shape{4});
+    for (index_t i = zeros; i < 4; ++i) ref[i] = f50(1);
+    const Tensor<double> a = ref.cast<double>();
+    const TensorRow row = judge_tensor<double>("w", ref, {&a, &a, &a}, {}, {}, {}, 10);
+    EXPECT_EQ(row.zeros, zeros);
+    EXPECT_EQ(row.mistrusted, zeros == 3);
+  }
+}
+
+// Hand-made flips (float values exact in float): a window whose exact values are 2^-33 apart
+// but round to the same float (float takes the first, the reference the larger second), and
+// a relu input 2^-24 - 2^-47 > 0 whose float product rounds to exactly 0 before the bias
+// (without a fused multiply-add: the scalar tape's Var<float> never fuses). The float ways
+// that round so take the other piece; judged along it (and with the magnitude bound routed
+// along it: the element the reference's routing never reaches gets its own bound) they pass.
+TEST(FourWay, HandMadeFlipsAreJudgedAlongTheTestedBranch) {
+  const float one_ulp = std::ldexp(1.0f, -23);
+  {
+    // y = w x + b: y0 = 2^-10 + 1, y1 = 2^-10 (1 + 2^-23) + 1 = y0 + 2^-33; fl(y1) = fl(y0).
+    const NetSpec spec = parse_spec(
+        "input 1 1 2\nconv2d out=1 kernel=1 bias=true\nmax_pool2d kernel=1,2\nflatten\n"
+        "linear out=1 bias=false\nloss mse\n", "tie");
+    NetValues<double> v;
+    v.x = Tensor<double>(Shape{1, 1, 1, 2}, {1.0, 1.0 + one_ulp});
+    v.params = {Tensor<double>(Shape{1, 1, 1, 1}, std::ldexp(1.0, -10)),
+                Tensor<double>(Shape{1}, 1.0), Tensor<double>(Shape{1, 1}, 0.7)};
+    v.targets.values = Tensor<double>(Shape{1, 1}, 0.3);  // inexact: the ways round
+    const FourWayReport rep = four_way_check<float>(spec, v);
+    std::ostringstream os;
+    rep.print(os);
+    EXPECT_TRUE(rep.passed()) << os.str();
+    ASSERT_FALSE(rep.flips.empty()) << os.str();
+    EXPECT_EQ(rep.flips[0].reference_takes, "input [0,0,0,1]");
+    EXPECT_EQ(rep.flips[0].tested_takes, "input [0,0,0,0]");
+    EXPECT_TRUE(rep.flips[0].within_bound);
+    // the reference routes nothing to x[0] (its magnitude bound there is 0); the float ways
+    // route dL/dy * w there with rounding errors, judged at the bound along their branch
+    EXPECT_GT(rep.rows[0].way[way_op_tape].max_abs, 0.0) << os.str();
+    EXPECT_EQ(rep.rows[0].way[way_op_tape].worst, 0) << os.str();
+  }
+  {
+    // relu(w x + b) with w = 1 - 2^-24, x = 1 + 2^-23, b = -1: exact 2^-24 - 2^-47 > 0, the
+    // float product rounds to 1 and the sum to 0 (the reference passes, float blocks).
+    const NetSpec spec = parse_spec(
+        "input 1 1 1\nconv2d out=1 kernel=1 bias=true\nrelu\nflatten\nlinear out=1 bias=false\n"
+        "loss mse\n", "relu-sign");
+    NetValues<double> v;
+    v.x = Tensor<double>(Shape{1, 1, 1, 1}, 1.0 + one_ulp);
+    v.params = {Tensor<double>(Shape{1, 1, 1, 1}, 1.0 - std::ldexp(1.0, -24)),
+                Tensor<double>(Shape{1}, -1.0), Tensor<double>(Shape{1, 1}, 2.0)};
+    v.targets.values = Tensor<double>(Shape{1, 1}, 0.5);
+    const FourWayReport rep = four_way_check<float>(spec, v);
+    std::ostringstream os;
+    rep.print(os);
+    EXPECT_TRUE(rep.passed()) << os.str();
+    ASSERT_FALSE(rep.flips.empty()) << os.str();  // the scalar tape at least
+    bool scalar_tape_flipped = false;
+    for (const DecisionNote& d : rep.flips) {
+      EXPECT_EQ(d.reference_takes, "input [0,0,0,0]");
+      EXPECT_EQ(d.tested_takes, "0");
+      EXPECT_TRUE(d.within_bound);
+      if (d.ways.find("scalar tape") != std::string::npos) scalar_tape_flipped = true;
+    }
+    EXPECT_TRUE(scalar_tape_flipped) << os.str();
+  }
 }

@@ -52,12 +52,20 @@ struct FourWayOptions {
   double fd_step = 1e-15;  // finite_diff's rel_step: h = 2^floor(log2(1e-15 max(1, |x|)))
 };
 
-// Runs the four ways on a random problem of `spec` and judges them.
+// Runs the four ways on the given problem of `spec` (values in double, rounded once to T;
+// opt.batch is the problem's own, opt.seed only picks finite-difference elements) and judges
+// them.
 template <class T>
-FourWayReport four_way_check(const NetSpec& spec, const FourWayOptions& opt = {}) {
-  check_positive("four_way_check", "batch", opt.batch);
-  const index_t n = opt.batch;
-  const NetValues<T> vt = random_problem(spec, n, opt.seed).template cast<T>();
+FourWayReport four_way_check(const NetSpec& spec, const NetValues<double>& problem,
+                             const FourWayOptions& opt = {}) {
+  check_shape("four_way_check", "x", problem.x.shape(), spec.input_shape(problem.x.size(0)));
+  check_arg(problem.params.size() == spec.params.size(), "four_way_check", "got ",
+            problem.params.size(), " parameter tensors, expected ", spec.params.size());
+  for (std::size_t i = 0; i < spec.params.size(); ++i)
+    check_shape("four_way_check", spec.params[i].name.c_str(), problem.params[i].shape(),
+                spec.params[i].shape);
+  const index_t n = problem.x.size(0);
+  const NetValues<T> vt = problem.template cast<T>();
   const NetValues<f50> v50 = vt.template cast<f50>();  // exact: every T is an f50
   const std::size_t nt = spec.params.size() + 1;      // x, then the parameters
 
@@ -140,6 +148,13 @@ FourWayReport four_way_check(const NetSpec& spec, const FourWayOptions& opt = {}
   }
   rep.mistrusted = 2 * total_zeros > total;
   return rep;
+}
+
+// Runs the four ways on a random problem of `spec` (random_problem, batch and seed from opt).
+template <class T>
+FourWayReport four_way_check(const NetSpec& spec, const FourWayOptions& opt = {}) {
+  check_positive("four_way_check", "batch", opt.batch);
+  return four_way_check<T>(spec, random_problem(spec, opt.batch, opt.seed), opt);
 }
 
 }  // namespace tapegrad::gradcheck
