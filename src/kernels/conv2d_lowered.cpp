@@ -60,19 +60,31 @@ Lowering make_lowering(index_t images, index_t c_src, index_t hs, index_t ws, in
 }
 
 // Fills X~ from src (zeros where no source element maps, slack zeroed too). In the batch tier
-// the interleaving of a full group of images goes through L x L vector transposes.
+// a full group of L images is first transposed plane by plane (L x L vector blocks over the
+// hs*ws pixels of the channel, contiguous in every image) into a pixel-major buffer, whose rows
+// of L-lane vectors are then copied into place; a partial group goes element by element.
 template <class T>
 void build_lowering(const Lowering& lw, const T* src, T* out, bool parallel) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const index_t L = lw.lanes, hw = lw.hq * lw.wq, items = lw.units * lw.groups * lw.ci;
   const index_t image = lw.c_src * lw.hs * lw.ws;  // src elements per image
+  const index_t pixels = lw.hs * lw.ws;
 #pragma omp parallel for schedule(static) if (parallel)
   for (index_t it = 0; it < items; ++it) {
     const index_t unit = it / (lw.groups * lw.ci), ch = it % (lw.groups * lw.ci);
     T* o = out + it * lw.plane * L;
     std::fill(o, o + lw.plane * L, T(0));
     const index_t lanes = std::min(L, lw.images - unit * L);
-    const T* s0 = src + (unit * L * lw.c_src + ch) * lw.hs * lw.ws;  // image unit*L, channel ch
+    const T* s0 = src + (unit * L * lw.c_src + ch) * pixels;  // image unit*L, channel ch
+    // tp[(h*ws + w)*L + l] = image l's element (h, w) of this channel
+    T* tp = nullptr;
+    if (L > 1 && lanes == L) {
+      tp = scratch_aligned<T>(5, pixels * L);
+      index_t j = 0;
+      for (; j + L <= pixels; j += L) lk.transpose(s0 + j, image, tp + j * L, L);
+      for (; j < pixels; ++j)
+        for (index_t l = 0; l < L; ++l) tp[j * L + l] = s0[l * image + j];
+    }
     for (index_t a = 0; a < lw.sh; ++a)
       for (index_t b = 0; b < lw.sw; ++b) {
         // valid w'': 0 <= w''*sw + b - pad_w < ws
@@ -83,19 +95,25 @@ void build_lowering(const Lowering& lw, const T* src, T* out, bool parallel) {
           const index_t h = hh * lw.sh + a - lw.pad_h;
           if (h < 0 || h >= lw.hs) continue;
           T* orow = o + ((a * lw.sw + b) * hw + hh * lw.wq) * L;
-          const T* srow = s0 + h * lw.ws + b - lw.pad_w;  // srow[w''*sw]: element w'' of image 0
+          const index_t w0 = b - lw.pad_w;  // source column of w'' = 0
           if (L == 1) {
+            const T* srow = s0 + h * lw.ws + w0;
             if (lw.sw == 1)
               std::memcpy(orow + lo, srow + lo, sizeof(T) * std::size_t(hi - lo));
             else
               for (index_t w = lo; w < hi; ++w) orow[w] = srow[w * lw.sw];
-            continue;
+          } else if (tp) {
+            const T* trow = tp + (h * lw.ws + w0) * L;
+            if (lw.sw == 1)
+              std::memcpy(orow + lo * L, trow + lo * L, sizeof(T) * std::size_t((hi - lo) * L));
+            else
+              for (index_t w = lo; w < hi; ++w)
+                std::memcpy(orow + w * L, trow + w * lw.sw * L, sizeof(T) * std::size_t(L));
+          } else {
+            const T* srow = s0 + h * lw.ws + w0;
+            for (index_t w = lo; w < hi; ++w)
+              for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
           }
-          index_t w = lo;
-          if (lanes == L && lw.sw == 1)
-            for (; w + L <= hi; w += L) lk.transpose(srow + w, image, orow + w * L, L);
-          for (; w < hi; ++w)
-            for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
         }
       }
   }
@@ -149,10 +167,12 @@ struct Plan {
 };
 
 // Cost (in vector multiply-adds) of each tier, and the work each wastes: the pixels tier
-// computes the columns [Q, wq) of every row and rounds each image up to whole tiles; the
-// batch tier rounds the batch up to whole groups of lanes and transposes its inputs and
-// outputs element by element (counted at half a multiply-add each: a load and a store).
-constexpr double transpose_cost = 0.5;
+// computes the columns [Q, wq) of every row and rounds each image up to whole tiles, and copies
+// its input and output row by row; the batch tier rounds the batch up to whole groups of lanes
+// and transposes its inputs and outputs by L x L vector blocks. Per element moved, about a
+// tenth of a multiply-add (batch: a load, a store and log2(L) shuffles per L elements, and a
+// row copy; pixels: the row copies), measured on LeNet's and ResNet's shapes.
+constexpr double transpose_cost = 0.1, copy_cost = 0.05;
 
 // Tap offsets in X~ for the forward / backward-weights lowering of x, in the order (r, c, s)
 // (the products: a tile's taps that can read x rows are one range) or (c, r, s) (the layout of
@@ -222,11 +242,12 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   double cost_pixels, cost_batch;
   if (dir == ConvDir::backward_weights) {
     const double steps = double(ceil_div(pl.op * wq, L));
-    cost_pixels = NG * steps * M * double(taps_pad);
+    cost_pixels = NG * steps * M * double(taps_pad) + copy_cost * (in_elems + NG * M * pix);
     cost_batch = double(ceil_div(images, L)) * double(G) * pix * M * double(taps_pad) +
                  transpose_cost * (in_elems + NG * M * pix);
   } else {
-    cost_pixels = NG * double(round_up(ceil_div(pl.op * wq, L), np)) * M * taps;
+    cost_pixels = NG * double(round_up(ceil_div(pl.op * wq, L), np)) * M * taps +
+                  copy_cost * (in_elems + NG * M * pix);
     cost_batch = double(ceil_div(images, L)) * double(G) * double(round_up(pl.op * pl.oq, np)) *
                      M * taps +
                  transpose_cost * (in_elems + NG * M * pix);
@@ -322,7 +343,10 @@ void run_product(const Plan& pl, const T* xt, const T* apack, const std::vector<
   const int mode = bias ? 1 : 0;
   const double block_flops = 2.0 * double(M) * double(pl.taps) * double(bnp * L);
   const index_t blocks_per_task = std::max<index_t>(1, index_t(task_flops / block_flops));
-  const index_t run_vecs = blocks_per_task * bnp;
+  // batch tier: at least 2L output pixels per task, so that its output goes out by whole L x L
+  // transposes
+  const index_t run_vecs =
+      pl.batch ? round_up(std::max(blocks_per_task * bnp, 2 * L), bnp) : blocks_per_task * bnp;
   const index_t vecs = pl.batch ? PQ : ceil_div(pl.op * in.wq, L);
   const index_t runs = ceil_div(vecs, run_vecs);
   const index_t tasks = in.units * G * runs;
