@@ -17,6 +17,11 @@ on a shared machine hits them alike. GFLOP/s count 2*N*K*C*R*S*P*Q per direction
 Needs the bench build (`cmake --preset bench && cmake --build --preset bench`) with oneDNN
 found, and Debian's python3-torch (`./scripts/install-deps.sh --bench` installs both); a peer
 that is missing is reported as such and its columns stay empty.
+
+All three peers run on GNU OpenMP. Unless OMP_WAIT_POLICY is set, the script sets it to
+`passive` for all of them: on a machine shared with other work, threads that spin while they
+wait take the core the working thread needs (a lenet5 step at 2 threads took 568 ms instead of
+8 ms with the default policy at load 6 on 2 cores).
 """
 import argparse
 import json
@@ -25,6 +30,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before torch loads libgomp; see above
 
 SHAPES = {  # name: (N, C, H, W, K, R, S, stride, pad)
     "lenet1": ("LeNet conv1", (64, 1, 28, 28, 6, 5, 5, 1, 2)),
@@ -219,7 +226,8 @@ def main():
         return None if not v else flops_of(SHAPES[s][1]) / (statistics.median(v) * 1e-3) / 1e9
 
     print(f"conv2d, GFLOP/s (median of {a.rounds} rounds, peers interleaved), {cpu_name()}, "
-          f"{os.cpu_count()} logical CPUs")
+          f"{os.cpu_count()} logical CPUs, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     if peak:
         print(f"one core's FMA peak ({peak['isa']}): {peak['float_gflops']} GFLOP/s float, "
               f"{peak['double_gflops']} double")

@@ -155,11 +155,10 @@ std::vector<PathCase> path_cases() {
       {{16, 6, 9, 9, 16, 5, 5, plain, true}, all_dirs,
        "lowered-batch panels=2*8 tile=2*3", "lowered-batch panels=6 tile=4",
        "lowered-batch panels=4*4 tap_tiles=4*25x6 runs=1"},
-      // rows 20 wide: the batch layout's input transposes by whole blocks (backward-data);
-      // three panel rows (tile of 8 pixels)
+      // rows 20 wide, backward-data with three panel rows (tiles of 8 pixels)
       {{16, 3, 6, 20, 8, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true}, bwd_data,
-       "lowered-pixels panels=8 tile=3", "lowered-batch panels=3 tile=8",
-       "lowered-pixels panels=2*4 tap_tiles=2*5x6 runs=1"},
+       "lowered-batch panels=8 tile=3", "lowered-batch panels=3 tile=8",
+       "lowered-batch panels=2*4 tap_tiles=2*5x6 runs=1"},
       // backward-weights reduction cut into two runs of 48 images (added in run order)
       {{96, 2, 27, 27, 2, 2, 2, plain, false}, bwd_weights,
        "lowered-pixels panels=2 tile=8", "lowered-pixels panels=2 tile=8",
@@ -184,6 +183,11 @@ std::vector<PathCase> path_cases() {
       {{2, 6, 7, 7, 9, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 3}, true}, all_dirs,
        "lowered-pixels panels=3 tile=8", "lowered-pixels panels=2 tile=8",
        "lowered-pixels panels=3 tap_tiles=3x8 runs=1"},
+      // stride 2 and a full group of 16 images: the phase images of the batch layout are
+      // gathered from the transposed planes
+      {{16, 2, 9, 10, 3, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, true}, fwd | bwd_weights,
+       "lowered-batch panels=3 tile=8", "col2im",
+       "lowered-batch panels=3 tap_tiles=3x8 runs=1"},
   };
 }
 
@@ -252,7 +256,7 @@ struct TierGuard {
 
 // Each small case through both layouts of the lowered convolution (the shapes' own choice is
 // "pixels" for all of them; forced into "batch", their 1 to 3 images fill one partial group of
-// lanes, the rest zeros).
+// lanes, the rest zeros), and the path cases (full groups of 16 images among them).
 TEST(FastConv2d, BothLoweringTiersAgreeWithFiftyDigitReferenceWithinDerivedBound) {
   TierGuard restore;
   for (const char* tier : {"pixels", "batch"}) {
@@ -261,6 +265,10 @@ TEST(FastConv2d, BothLoweringTiersAgreeWithFiftyDigitReferenceWithinDerivedBound
     for (const auto& cc : small_cases()) {
       check_against_reference<float>(cc);
       check_against_reference<double>(cc);
+    }
+    for (const auto& pc : path_cases()) {
+      check_against_reference<float>(pc.cc, pc.dirs);
+      check_against_reference<double>(pc.cc, pc.dirs);
     }
   }
 }
@@ -359,7 +367,7 @@ std::vector<ConvCase> determinism_cases() {
   cases.push_back({2, 96, 9, 9, 70, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, false});
   // LeNet conv2 at batch 32: the batch layout in every direction (AVX-512)
   cases.push_back({32, 6, 14, 14, 16, 5, 5, {{1, 1}, {0, 0}, {1, 1}, 1}, true});
-  // LeNet conv1 at batch 64: backward-weights in 2 runs of 32 images (AVX-512)
+  // LeNet conv1 at batch 64: backward-weights in 2 runs of 2 groups of 16 images (AVX-512)
   cases.push_back({64, 1, 28, 28, 6, 5, 5, {{1, 1}, {2, 2}, {1, 1}, 1}, true});
   return cases;
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cassert>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -48,6 +49,7 @@ struct Lowering {
   index_t units;         // images (pixels tier) or ceil(images / L) (batch tier)
   index_t size;          // elements to allocate, slack included
   index_t unit_stride() const { return ci * plane * lanes; }  // one (unit, group)
+  index_t items() const { return units * groups * ci; }       // planes to build
 };
 
 Lowering make_lowering(index_t images, index_t c_src, index_t hs, index_t ws, index_t groups,
@@ -60,19 +62,31 @@ Lowering make_lowering(index_t images, index_t c_src, index_t hs, index_t ws, in
 }
 
 // Fills X~ from src (zeros where no source element maps, slack zeroed too). In the batch tier
-// the interleaving of a full group of images goes through L x L vector transposes.
+// a full group of L images is first transposed plane by plane (L x L vector blocks over the
+// hs*ws pixels of the channel, contiguous in every image) into a pixel-major buffer, whose rows
+// of L-lane vectors are then copied into place; a partial group goes element by element.
+// Item `it` < items() is one (unit, group, channel) plane; build_slack zeroes what follows.
 template <class T>
-void build_lowering(const Lowering& lw, const T* src, T* out, bool parallel) {
+void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
-  const index_t L = lw.lanes, hw = lw.hq * lw.wq, items = lw.units * lw.groups * lw.ci;
+  const index_t L = lw.lanes, hw = lw.hq * lw.wq;
   const index_t image = lw.c_src * lw.hs * lw.ws;  // src elements per image
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t it = 0; it < items; ++it) {
+  const index_t pixels = lw.hs * lw.ws;
+  {
     const index_t unit = it / (lw.groups * lw.ci), ch = it % (lw.groups * lw.ci);
     T* o = out + it * lw.plane * L;
     std::fill(o, o + lw.plane * L, T(0));
     const index_t lanes = std::min(L, lw.images - unit * L);
-    const T* s0 = src + (unit * L * lw.c_src + ch) * lw.hs * lw.ws;  // image unit*L, channel ch
+    const T* s0 = src + (unit * L * lw.c_src + ch) * pixels;  // image unit*L, channel ch
+    // tp[(h*ws + w)*L + l] = image l's element (h, w) of this channel
+    T* tp = nullptr;
+    if (L > 1 && lanes == L) {
+      tp = scratch_aligned<T>(5, pixels * L);
+      index_t j = 0;
+      for (; j + L <= pixels; j += L) lk.transpose(s0 + j, image, tp + j * L, L);
+      for (; j < pixels; ++j)
+        for (index_t l = 0; l < L; ++l) tp[j * L + l] = s0[l * image + j];
+    }
     for (index_t a = 0; a < lw.sh; ++a)
       for (index_t b = 0; b < lw.sw; ++b) {
         // valid w'': 0 <= w''*sw + b - pad_w < ws
@@ -83,23 +97,32 @@ void build_lowering(const Lowering& lw, const T* src, T* out, bool parallel) {
           const index_t h = hh * lw.sh + a - lw.pad_h;
           if (h < 0 || h >= lw.hs) continue;
           T* orow = o + ((a * lw.sw + b) * hw + hh * lw.wq) * L;
-          const T* srow = s0 + h * lw.ws + b - lw.pad_w;  // srow[w''*sw]: element w'' of image 0
+          const index_t w0 = b - lw.pad_w;  // source column of w'' = 0
           if (L == 1) {
+            const T* srow = s0 + h * lw.ws + w0;
             if (lw.sw == 1)
               std::memcpy(orow + lo, srow + lo, sizeof(T) * std::size_t(hi - lo));
             else
               for (index_t w = lo; w < hi; ++w) orow[w] = srow[w * lw.sw];
-            continue;
+          } else if (tp) {
+            const T* trow = tp + (h * lw.ws + w0) * L;
+            if (lw.sw == 1)
+              std::memcpy(orow + lo * L, trow + lo * L, sizeof(T) * std::size_t((hi - lo) * L));
+            else
+              for (index_t w = lo; w < hi; ++w)
+                std::memcpy(orow + w * L, trow + w * lw.sw * L, sizeof(T) * std::size_t(L));
+          } else {
+            const T* srow = s0 + h * lw.ws + w0;
+            for (index_t w = lo; w < hi; ++w)
+              for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
           }
-          index_t w = lo;
-          if (lanes == L && lw.sw == 1)
-            for (; w + L <= hi; w += L) lk.transpose(srow + w, image, orow + w * L, L);
-          for (; w < hi; ++w)
-            for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
         }
       }
   }
-  std::fill(out + items * lw.plane * L, out + lw.size, T(0));
+}
+template <class T>
+void build_slack(const Lowering& lw, T* out) {
+  std::fill(out + lw.items() * lw.plane * lw.lanes, out + lw.size, T(0));
 }
 
 // Rows of the output split into panels of at most mr_max rows, as even as possible.
@@ -149,10 +172,12 @@ struct Plan {
 };
 
 // Cost (in vector multiply-adds) of each tier, and the work each wastes: the pixels tier
-// computes the columns [Q, wq) of every row and rounds each image up to whole tiles; the
-// batch tier rounds the batch up to whole groups of lanes and transposes its inputs and
-// outputs element by element (counted at half a multiply-add each: a load and a store).
-constexpr double transpose_cost = 0.5;
+// computes the columns [Q, wq) of every row and rounds each image up to whole tiles, and copies
+// its input and output row by row; the batch tier rounds the batch up to whole groups of lanes
+// and transposes its inputs and outputs by L x L vector blocks. Per element moved, about a
+// tenth of a multiply-add (batch: a load, a store and log2(L) shuffles per L elements, and a
+// row copy; pixels: the row copies), measured on LeNet's and ResNet's shapes.
+constexpr double transpose_cost = 0.1, copy_cost = 0.05;
 
 // Tap offsets in X~ for the forward / backward-weights lowering of x, in the order (r, c, s)
 // (the products: a tile's taps that can read x rows are one range) or (c, r, s) (the layout of
@@ -222,11 +247,12 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   double cost_pixels, cost_batch;
   if (dir == ConvDir::backward_weights) {
     const double steps = double(ceil_div(pl.op * wq, L));
-    cost_pixels = NG * steps * M * double(taps_pad);
+    cost_pixels = NG * steps * M * double(taps_pad) + copy_cost * (in_elems + NG * M * pix);
     cost_batch = double(ceil_div(images, L)) * double(G) * pix * M * double(taps_pad) +
                  transpose_cost * (in_elems + NG * M * pix);
   } else {
-    cost_pixels = NG * double(round_up(ceil_div(pl.op * wq, L), np)) * M * taps;
+    cost_pixels = NG * double(round_up(ceil_div(pl.op * wq, L), np)) * M * taps +
+                  copy_cost * (in_elems + NG * M * pix);
     cost_batch = double(ceil_div(images, L)) * double(G) * double(round_up(pl.op * pl.oq, np)) *
                      M * taps +
                  transpose_cost * (in_elems + NG * M * pix);
@@ -260,20 +286,21 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
       pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
                                             pl.dlen);
     }
-    const double unit_steps =
-        pl.batch ? double(pl.op * pl.oq) : double(ceil_div(pl.op * pl.in.wq, L));
+    // A task runs all its tap tiles over each chunk of its panel's dy rows while the chunk is
+    // in the L1 cache, so it takes as many tiles as it can: a panel's tiles are split only
+    // into as many blocks as give the call about 8 tasks (the split changes no bit).
     index_t base_tasks = 0;
+    const index_t split = ceil_div(8, G * pl.panels.count());
     for (index_t pi = 0; pi < pl.panels.count(); ++pi) {
       const int mr = pl.panels.rows(pi), nt = lk.nt[mr];
       const index_t tiles = ceil_div(pl.taps, nt);
-      const double tile_flops = 2.0 * mr * nt * double(L) * unit_steps * double(pl.in.units);
-      const index_t blk = std::clamp<index_t>(index_t(4 * task_flops / tile_flops), 1, tiles);
+      const index_t blk = ceil_div(tiles, std::min(tiles, split));
       pl.ntiles.push_back(tiles);
       pl.tile_blk.push_back(blk);
       pl.blocks.push_back(ceil_div(tiles, blk));
       base_tasks += G * pl.blocks.back();
     }
-    const index_t want = ceil_div(32, base_tasks);
+    const index_t want = ceil_div(8, base_tasks);
     const auto afford = index_t(g.flops() / (4 * task_flops * double(base_tasks)));
     pl.runs = std::clamp<index_t>(std::min(want, afford), 1, pl.in.units);
   } else if (!pl.batch) {
@@ -312,22 +339,36 @@ std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, F weight) {
 //   batch tier: tasks (group of L images and group, run of output pixels); for each panel the
 //     tiles of np pixels fill a stage [m][pixel][lane] that is transposed into out by L x L
 //     blocks.
+struct ProductTasks {
+  index_t run_vecs, vecs, runs, count;
+};
 template <class T>
-void run_product(const Plan& pl, const T* xt, const T* apack, const std::vector<index_t>& aoff,
-                 const T* bias, T* out, bool parallel) {
+ProductTasks product_tasks(const Plan& pl) {
+  const index_t M = pl.M, L = pl.L, bnp = pl.bnp;
+  const double block_flops = 2.0 * double(M) * double(pl.taps) * double(bnp * L);
+  const index_t blocks_per_task = std::max<index_t>(1, index_t(task_flops / block_flops));
+  ProductTasks pt;
+  // batch tier: at least 2L output pixels per task, so that its output goes out by whole L x L
+  // transposes
+  pt.run_vecs =
+      pl.batch ? round_up(std::max(blocks_per_task * bnp, 2 * L), bnp) : blocks_per_task * bnp;
+  pt.vecs = pl.batch ? pl.op * pl.oq : ceil_div(pl.op * pl.in.wq, L);
+  pt.runs = ceil_div(pt.vecs, pt.run_vecs);
+  pt.count = pl.in.units * pl.in.groups * pt.runs;
+  return pt;
+}
+
+// Task t < product_tasks(pl).count.
+template <class T>
+void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* apack,
+                  const std::vector<index_t>& aoff, const T* bias, T* out, index_t t) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Lowering& in = pl.in;
   const index_t G = in.groups, M = pl.M, L = pl.L, bnp = pl.bnp;
   const index_t PQ = pl.op * pl.oq, npan = pl.panels.count();
   const int mode = bias ? 1 : 0;
-  const double block_flops = 2.0 * double(M) * double(pl.taps) * double(bnp * L);
-  const index_t blocks_per_task = std::max<index_t>(1, index_t(task_flops / block_flops));
-  const index_t run_vecs = blocks_per_task * bnp;
-  const index_t vecs = pl.batch ? PQ : ceil_div(pl.op * in.wq, L);
-  const index_t runs = ceil_div(vecs, run_vecs);
-  const index_t tasks = in.units * G * runs;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (index_t t = 0; t < tasks; ++t) {
+  const index_t run_vecs = pt.run_vecs, vecs = pt.vecs, runs = pt.runs;
+  {
     const index_t unit = t / runs, run = t % runs;  // unit = n*G + gi, or grp*G + gi
     const index_t un = unit / G, gi = unit % G;
     const T* xu = xt + unit * in.unit_stride();
@@ -397,6 +438,22 @@ void run_product(const Plan& pl, const T* xt, const T* apack, const std::vector<
   }
 }
 
+// Forward and backward-data in one parallel region: X~ from src (a barrier), then the tasks.
+template <class T>
+void run_product(const Conv2dGeom& g, const Plan& pl, const T* src, T* xt, const T* apack,
+                 const std::vector<index_t>& aoff, const T* bias, T* out) {
+  const ProductTasks pt = product_tasks<T>(pl);
+  const index_t items = pl.in.items();
+  build_slack(pl.in, xt);
+#pragma omp parallel if (g.flops() >= min_parallel_flops)
+  {
+#pragma omp for schedule(static)
+    for (index_t it = 0; it < items; ++it) build_item(pl.in, src, xt, it);
+#pragma omp for schedule(dynamic, 1)
+    for (index_t t = 0; t < pt.count; ++t) product_task(pl, pt, xt, apack, aoff, bias, out, t);
+  }
+}
+
 // The fixed tree that combines the lanes of a backward-weights sum: at width w = L/2, ..., 1,
 // lane l += lane l + w.
 template <class T>
@@ -460,9 +517,7 @@ const char* lowered_tier(const Conv2dGeom& g, ConvDir dir) {
 template <class T>
 void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y) {
   const Plan pl = plan_of<T>(g, ConvDir::forward);
-  const bool parallel = g.flops() >= min_parallel_flops;
   T* xt = scratch_aligned<T>(1, pl.in.size);
-  build_lowering(pl.in, x, xt, parallel);
   const index_t Kg = g.k_per_group();
   T* apack = scratch<T>(0, g.k * pl.taps);
   const index_t Cg = g.c_per_group(), S = g.s, RS = g.r * g.s;
@@ -471,15 +526,13 @@ void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T*
     const index_t r = kk / (Cg * S), c = (kk / S) % Cg, s = kk % S;
     return w[(gi * Kg + k) * pl.taps + c * RS + r * S + s];
   });
-  run_product(pl, xt, apack, aoff, b, y, parallel);
+  run_product(g, pl, x, xt, apack, aoff, b, y);
 }
 
 template <class T>
 void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx) {
   const Plan pl = plan_of<T>(g, ConvDir::backward_data);
-  const bool parallel = g.flops() >= min_parallel_flops;
   T* dyt = scratch_aligned<T>(1, pl.in.size);
-  build_lowering(pl.in, dy, dyt, parallel);
   const index_t Kg = g.k_per_group(), Cg = g.c_per_group(), RS = g.r * g.s;
   T* apack = scratch<T>(0, g.c * pl.taps);
   // A(gi, c, (r', k, s')) = w[gi*Kg + k][c][R-1-r'][S-1-s']
@@ -488,90 +541,109 @@ void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx) 
     const index_t r = kk / (Kg * S), k = (kk / S) % Kg, s = kk % S;
     return w[((gi * Kg + k) * Cg + c) * RS + (g.r - 1 - r) * S + (S - 1 - s)];
   });
-  run_product(pl, dyt, apack, aoff, static_cast<const T*>(nullptr), dx, parallel);
+  run_product(g, pl, dy, dyt, apack, aoff, static_cast<const T*>(nullptr), dx);
 }
 
 template <class T>
 void lowered_backward_weights(const Conv2dGeom& g, const T* x, const T* dy, T* dw) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Plan pl = plan_of<T>(g, ConvDir::backward_weights);
-  const bool parallel = g.flops() >= min_parallel_flops;
   const Lowering &in = pl.in, &dl = pl.dyl;
   const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps;
   T* xt = scratch_aligned<T>(1, in.size);
   T* dyt = scratch_aligned<T>(2, dl.size);
-  build_lowering(in, x, xt, parallel);
-  build_lowering(dl, dy, dyt, parallel);
+  build_slack(in, xt);
+  build_slack(dl, dyt);
   const index_t npan = pl.panels.count();
   const index_t runs = pl.runs;
-  const auto& ntiles = pl.ntiles;
-  const auto& tile_blk = pl.tile_blk;
-  const auto& blocks = pl.blocks;
-  // partial[run][gi][m][tap][lane]
+  // Tasks (run, group, panel, block of tap tiles). With one run a task writes its dw entries
+  // itself; with more, each run's lane sums go to partial[run][gi][m][tap][lane] and the
+  // last task of a (group, panel, block) to finish (a counter per block; which task that is
+  // does not matter) adds the runs in run order and applies the lane tree.
   const index_t part_run = G * M * taps * L;
-  T* partial = scratch_aligned<T>(3, runs * part_run);
-  std::vector<index_t> task_panel, task_gi, task_blk, task_run;
-  for (index_t run = 0; run < runs; ++run)
-    for (index_t gi = 0; gi < G; ++gi)
-      for (index_t pi = 0; pi < npan; ++pi)
-        for (index_t blk = 0; blk < blocks[std::size_t(pi)]; ++blk) {
-          task_run.push_back(run);
-          task_gi.push_back(gi);
-          task_panel.push_back(pi);
-          task_blk.push_back(blk);
-        }
-  const index_t tasks = index_t(task_run.size());
+  T* partial = runs > 1 ? scratch_aligned<T>(3, runs * part_run) : nullptr;
+  std::vector<index_t> task_panel, task_gi, task_blk, block_id;
+  index_t blocks_total = 0;
+  for (index_t gi = 0; gi < G; ++gi)
+    for (index_t pi = 0; pi < npan; ++pi)
+      for (index_t blk = 0; blk < pl.blocks[std::size_t(pi)]; ++blk) {
+        task_gi.push_back(gi);
+        task_panel.push_back(pi);
+        task_blk.push_back(blk);
+        block_id.push_back(blocks_total++);
+      }
+  std::unique_ptr<std::atomic<index_t>[]> done;
+  if (runs > 1) done.reset(new std::atomic<index_t>[std::size_t(blocks_total)]());
+  const index_t tasks = runs * blocks_total, items_x = in.items(), items = items_x + dl.items();
   const index_t wq = in.wq;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (index_t t = 0; t < tasks; ++t) {
-    const index_t run = task_run[std::size_t(t)], gi = task_gi[std::size_t(t)];
-    const index_t pi = task_panel[std::size_t(t)], blk = task_blk[std::size_t(t)];
-    const int mr = pl.panels.rows(pi), nt = lk.nt[mr];
-    const index_t m0 = pl.panels.first[std::size_t(pi)];
-    const index_t tb = tile_blk[std::size_t(pi)];
-    const index_t tile0 = blk * tb, tile1 = std::min(ntiles[std::size_t(pi)], tile0 + tb);
-    const index_t tile_elems = index_t(mr) * nt * L;
-    T* acc = scratch_aligned<T>(4, (tile1 - tile0) * tile_elems);
-    std::fill(acc, acc + (tile1 - tile0) * tile_elems, T(0));
-    const index_t u0 = run * in.units / runs, u1 = (run + 1) * in.units / runs;
-    for (index_t u = u0; u < u1; ++u) {
-      const T* xu = xt + (u * G + gi) * in.unit_stride();
-      const T* du = dyt + (u * G + gi) * dl.unit_stride() + m0 * dl.plane * dl.lanes;
-      if (!pl.batch) {
-        const index_t steps = pl.dlen / L;
-        for (index_t s0 = 0; s0 < steps; s0 += chunk_steps) {
-          const index_t cs = std::min(chunk_steps, steps - s0);
-          for (index_t tile = tile0; tile < tile1; ++tile)
-            lk.dot[mr](1, cs, du + s0 * L, pl.dlen, 0, xu + s0 * L,
-                       pl.boff.data() + tile * nt, 0, acc + (tile - tile0) * tile_elems);
-        }
-      } else {
-        const index_t rc = std::max<index_t>(1, chunk_steps / pl.oq);
-        for (index_t p0 = 0; p0 < pl.op; p0 += rc) {
-          const index_t rows = std::min(rc, pl.op - p0);
-          for (index_t tile = tile0; tile < tile1; ++tile)
-            lk.dot[mr](rows, pl.oq, du + p0 * pl.oq * L, dl.plane * L, pl.oq * L,
-                       xu + p0 * wq * L, pl.boff.data() + tile * nt, wq * L,
-                       acc + (tile - tile0) * tile_elems);
+#pragma omp parallel if (g.flops() >= min_parallel_flops)
+  {
+#pragma omp for schedule(static)
+    for (index_t it = 0; it < items; ++it)
+      if (it < items_x)
+        build_item(in, x, xt, it);
+      else
+        build_item(dl, dy, dyt, it - items_x);
+#pragma omp for schedule(dynamic, 1)
+    for (index_t t = 0; t < tasks; ++t) {
+      const index_t run = t / blocks_total, b = t % blocks_total;
+      const index_t gi = task_gi[std::size_t(b)];
+      const index_t pi = task_panel[std::size_t(b)], blk = task_blk[std::size_t(b)];
+      const int mr = pl.panels.rows(pi), nt = lk.nt[mr];
+      const index_t m0 = pl.panels.first[std::size_t(pi)];
+      const index_t tb = pl.tile_blk[std::size_t(pi)];
+      const index_t tile0 = blk * tb, tile1 = std::min(pl.ntiles[std::size_t(pi)], tile0 + tb);
+      const index_t tile_elems = index_t(mr) * nt * L;
+      T* acc = scratch_aligned<T>(4, (tile1 - tile0) * tile_elems);
+      std::fill(acc, acc + (tile1 - tile0) * tile_elems, T(0));
+      const index_t u0 = run * in.units / runs, u1 = (run + 1) * in.units / runs;
+      for (index_t u = u0; u < u1; ++u) {
+        const T* xu = xt + (u * G + gi) * in.unit_stride();
+        const T* du = dyt + (u * G + gi) * dl.unit_stride() + m0 * dl.plane * dl.lanes;
+        if (!pl.batch) {
+          const index_t steps = pl.dlen / L;
+          for (index_t s0 = 0; s0 < steps; s0 += chunk_steps) {
+            const index_t cs = std::min(chunk_steps, steps - s0);
+            for (index_t tile = tile0; tile < tile1; ++tile)
+              lk.dot[mr](1, cs, du + s0 * L, pl.dlen, 0, xu + s0 * L,
+                         pl.boff.data() + tile * nt, 0, acc + (tile - tile0) * tile_elems);
+          }
+        } else {
+          const index_t rc = std::max<index_t>(1, chunk_steps / pl.oq);
+          for (index_t p0 = 0; p0 < pl.op; p0 += rc) {
+            const index_t rows = std::min(rc, pl.op - p0);
+            for (index_t tile = tile0; tile < tile1; ++tile)
+              lk.dot[mr](rows, pl.oq, du + p0 * pl.oq * L, dl.plane * L, pl.oq * L,
+                         xu + p0 * wq * L, pl.boff.data() + tile * nt, wq * L,
+                         acc + (tile - tile0) * tile_elems);
+          }
         }
       }
+      // acc[(m*nt + tap)*L + l] of each tile: dw entry (gi*M + m0 + m, tile*nt + tap)
+      auto each_entry = [&](auto f) {
+        for (index_t tile = tile0; tile < tile1; ++tile)
+          for (int m = 0; m < mr; ++m)
+            for (index_t tp = 0; tp < nt && tile * nt + tp < taps; ++tp)
+              f((gi * M + m0 + m) * taps + tile * nt + tp,
+                acc + (tile - tile0) * tile_elems + (m * nt + tp) * L);
+      };
+      if (runs == 1) {
+        each_entry([&](index_t o, const T* v) { dw[o] = lane_tree(v, L); });
+      } else {
+        each_entry([&](index_t o, const T* v) {
+          std::memcpy(partial + run * part_run + o * L, v, sizeof(T) * std::size_t(L));
+        });
+        // the last run of this block to finish: dw = tree(((run0 + run1) + run2) + ...)
+        if (done[std::size_t(b)].fetch_add(1, std::memory_order_acq_rel) == runs - 1)
+          each_entry([&](index_t o, const T*) {
+            T v[64];
+            std::memcpy(v, partial + o * L, sizeof(T) * std::size_t(L));
+            for (index_t r = 1; r < runs; ++r)
+              for (index_t l = 0; l < L; ++l) v[l] += partial[r * part_run + o * L + l];
+            dw[o] = lane_tree(v, L);
+          });
+      }
     }
-    // acc[(m*nt + tap)*L + l] of each tile -> partial[run][gi][m0 + m][tile*nt + tap][l]
-    for (index_t tile = tile0; tile < tile1; ++tile)
-      for (int m = 0; m < mr; ++m)
-        for (index_t tp = 0; tp < nt && tile * nt + tp < taps; ++tp)
-          std::memcpy(partial + run * part_run + ((gi * M + m0 + m) * taps + tile * nt + tp) * L,
-                      acc + (tile - tile0) * tile_elems + (m * nt + tp) * L, sizeof(T) * std::size_t(L));
-  }
-  // dw[gi*M + m][tap] = tree(partial[0] + partial[1] + ... in run order)
-  const index_t outs = G * M * taps;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (index_t o = 0; o < outs; ++o) {
-    T v[64];
-    std::memcpy(v, partial + o * L, sizeof(T) * std::size_t(L));
-    for (index_t run = 1; run < runs; ++run)
-      for (index_t l = 0; l < L; ++l) v[l] += partial[run * part_run + o * L + l];
-    dw[o] = lane_tree(v, L);
   }
 }
 
