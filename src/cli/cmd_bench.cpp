@@ -59,9 +59,8 @@ Conv2dGeom parse_conv2d_shape(const std::string& text) {
   }
 }
 
-// The tensors time_conv2d allocates, and the fast kernels' workspaces: the packed weights (at
-// most 2x w with the micro-tile padding), backward-weights' partial sums (at most 32 image runs
-// of w) and per-thread lowered tiles (C*R*S by a few hundred pixels each).
+// The tensors time_conv2d allocates, and the fast kernels' workspaces (their own account of
+// the scratch a call holds, fast::conv2d_workspace_bytes).
 void check_memory(const Conv2dGeom& g, const BenchOptions& o, int threads) {
   const std::uint64_t t = o.dtype == "float" ? 4 : 8;
   const std::string cause = "--shape " + quote(o.shape, 200);
@@ -75,19 +74,13 @@ void check_memory(const Conv2dGeom& g, const BenchOptions& o, int threads) {
   // run's is still held.
   est.add("the output " + out.str(), n(out), o.impl == "fast" ? t : 2 * t, cause);
   if (o.impl == "fast") {
-    // the lowered convolution (src/kernels/conv2d_lowered.hpp): a padded, phase-split copy of
-    // its input (x, or dy for backward-data; backward-weights also lowers dy), batches
-    // rounded up to 16 images, and backward-weights' partial sums: up to 32 runs x 16 lanes
-    const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
-    const std::uint64_t images = u((g.n + 15) / 16 * 16);
-    const std::uint64_t plane = memory::mul_sat(u(g.h + 2 * g.prm.pad[0] + g.prm.dilation[0] * g.r),
-                                                u(g.w + 2 * g.prm.pad[1] + g.prm.dilation[1] * g.s));
-    const std::uint64_t copy = memory::mul_sat(memory::mul_sat(images, u(std::max(g.c, g.k))), plane);
-    est.add("the lowered input", copy, (o.dir == "bwd_weights" ? 2 : 1) * t, cause);
-    const std::uint64_t runs = o.dir == "bwd_weights" ? 32 * 16 : 0;
-    est.add("the packed weights and partial sums", n(g.w_shape()), (1 + runs) * t, cause);
-    est.add("per-thread output tiles", memory::mul_sat(8 * 24 * 16, static_cast<std::uint64_t>(threads)),
-            t, cause);
+    const fast::Conv2dDirection dir = o.dir == "fwd"        ? fast::Conv2dDirection::forward
+                                      : o.dir == "bwd_data" ? fast::Conv2dDirection::backward_data
+                                                            : fast::Conv2dDirection::backward_weights;
+    const std::uint64_t bytes = o.dtype == "float"
+                                    ? fast::conv2d_workspace_bytes<float>(g, dir, threads)
+                                    : fast::conv2d_workspace_bytes<double>(g, dir, threads);
+    est.add("the fast kernel's workspaces", bytes, 1, cause);
   }
   est.check();
 }

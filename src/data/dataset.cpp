@@ -32,8 +32,10 @@ Dataset load_fashion_mnist(const std::filesystem::path& dir, std::string_view sp
   io::IdxArray images = io::read_idx(images_path);
   if (images.dims.size() != 3 || images.dims[1] != 28 || images.dims[2] != 28) {
     std::string got;
-    for (std::size_t i = 0; i < images.dims.size(); ++i)
-      got += (i ? "x" : "") + std::to_string(images.dims[i]);
+    for (std::size_t i = 0; i < images.dims.size(); ++i) {
+      if (i) got += 'x';
+      got += std::to_string(images.dims[i]);
+    }
     fail_arg(images_name, "expected images of N x 28 x 28, the file holds ", got);
   }
   io::IdxArray labels = io::read_idx(labels_path);

@@ -114,7 +114,8 @@ IdxArray parse(Reader& in, const std::string& name) {
                                (std::uint64_t{b[2]} << 8) | std::uint64_t{b[3]};
     a.dims.push_back(static_cast<index_t>(size));
     count = memory::mul_sat(count, size);
-    shape += (d ? "x" : "") + std::to_string(size);
+    if (d) shape += 'x';
+    shape += std::to_string(size);
   }
   if (count > static_cast<std::uint64_t>(Shape::max_numel))
     throw std::length_error(name + ": IDX shape " + shape + " is too large");

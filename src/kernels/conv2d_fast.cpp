@@ -181,6 +181,12 @@ void forward_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
 // added onto dx. For strides > 1 (where the gather would be mostly zeros) and few channels per
 // group. Tasks are whole (n, group) images, so each dx element is owned by one task and its
 // contributions arrive in a fixed order.
+// Output pixels per block of the col2im backward-data.
+template <class T>
+index_t col2im_cols(const MicroKernels<T>& mk) {
+  return 4 * mk.nr;
+}
+
 template <class T>
 void backward_data_col2im(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor<T>& w,
                           Tensor<T>& dx) {
@@ -194,7 +200,7 @@ void backward_data_col2im(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor
   for (index_t gi = 0; gi < G; ++gi)
     detail::pack_a<T>(CRS, Kg, mk.mr, apack + gi * panels * panel_stride,
                       [&](index_t kk, index_t k) { return wd[(gi * Kg + k) * CRS + kk]; });
-  const index_t nc = 4 * mk.nr;  // output pixels per block
+  const index_t nc = col2im_cols(mk);
   const T* dyd = dy.data();
   T* dxd = dx.data();
 #pragma omp parallel for schedule(dynamic, 1) if (g.flops() >= min_parallel_flops)
@@ -289,6 +295,21 @@ std::string plan_of(const Conv2dGeom& g, Conv2dDirection dir) {
   return s;
 }
 
+template <class T>
+std::uint64_t workspace_bytes(const Conv2dGeom& g, Conv2dDirection dir, int threads) {
+  if (g.flops() < tiny_flops) return 0;  // the direct loops
+  const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
+  const std::uint64_t team = u(std::max(threads, 1)), t = sizeof(T);
+  if (!lowered(g, dir)) {  // backward_data_col2im: the packed weights, a dcol block per thread
+    const MicroKernels<T>& mk = micro_kernels<T>();
+    const index_t CRS = g.c_per_group() * g.r * g.s;
+    const std::uint64_t apack = u(g.groups() * ceil_div(CRS, mk.mr) * g.k_per_group() * mk.mr);
+    return t * (apack + team * u(CRS * col2im_cols(mk)));
+  }
+  const detail::LoweredWorkspace ws = detail::lowered_workspace<T>(g, conv_dir(dir));
+  return t * (u(ws.shared) + team * u(ws.per_thread));
+}
+
 }  // namespace
 
 template <>
@@ -306,6 +327,17 @@ std::string conv2d_plan<float>(const Conv2dGeom& g, Conv2dDirection dir) {
 template <>
 std::string conv2d_plan<double>(const Conv2dGeom& g, Conv2dDirection dir) {
   return plan_of<double>(g, dir);
+}
+
+template <>
+std::uint64_t conv2d_workspace_bytes<float>(const Conv2dGeom& g, Conv2dDirection dir,
+                                            int threads) {
+  return workspace_bytes<float>(g, dir, threads);
+}
+template <>
+std::uint64_t conv2d_workspace_bytes<double>(const Conv2dGeom& g, Conv2dDirection dir,
+                                             int threads) {
+  return workspace_bytes<double>(g, dir, threads);
 }
 
 void set_conv2d_tier(std::string_view tier) {

@@ -508,6 +508,39 @@ std::string lowered_plan(const Conv2dGeom& g, ConvDir dir) {
 }
 
 template <class T>
+LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const Plan pl = plan_of<T>(g, dir);
+  const index_t L = pl.L, pad = 64 / index_t(sizeof(T));  // scratch_aligned's start slack
+  LoweredWorkspace ws;
+  // the lowered input, and backward-weights' lowered dy and run partials
+  ws.shared = pl.in.size + pad;
+  if (dir == ConvDir::backward_weights) {
+    ws.shared += pl.dyl.size + pad;
+    if (pl.runs > 1) ws.shared += pl.runs * g.groups() * pl.M * pl.taps * L + pad;
+  } else {
+    ws.shared += (dir == ConvDir::forward ? g.k : g.c) * pl.taps;  // the packed weights
+  }
+  // per thread: the batch tier's pixel-major transposition buffer, and the output stage
+  // (forward, backward-data) or the tap tiles' accumulators (backward-weights)
+  if (L > 1) ws.per_thread += pl.in.hs * pl.in.ws * L + pad;
+  if (dir == ConvDir::backward_weights) {
+    index_t acc = 0;
+    for (index_t i = 0; i < pl.panels.count(); ++i) {
+      const int mr = pl.panels.rows(i);
+      acc = std::max(acc, pl.tile_blk[std::size_t(i)] * index_t(mr) * lk.nt[mr] * L);
+    }
+    ws.per_thread += acc + pad;
+  } else {
+    const ProductTasks pt = product_tasks<T>(pl);
+    ws.per_thread += (pl.batch ? lk.mr_max * (round_up(pt.run_vecs, 24) + L) * L
+                               : lk.mr_max * 24 * L) +
+                     pad;
+  }
+  return ws;
+}
+
+template <class T>
 const char* lowered_tier(const Conv2dGeom& g, ConvDir dir) {
   if (dir == ConvDir::backward_data && (g.prm.stride[0] > 1 || g.prm.stride[1] > 1))
     return nullptr;
@@ -649,6 +682,8 @@ void lowered_backward_weights(const Conv2dGeom& g, const T* x, const T* dy, T* d
 
 template std::string lowered_plan<float>(const Conv2dGeom&, ConvDir);
 template std::string lowered_plan<double>(const Conv2dGeom&, ConvDir);
+template LoweredWorkspace lowered_workspace<float>(const Conv2dGeom&, ConvDir);
+template LoweredWorkspace lowered_workspace<double>(const Conv2dGeom&, ConvDir);
 template const char* lowered_tier<float>(const Conv2dGeom&, ConvDir);
 template const char* lowered_tier<double>(const Conv2dGeom&, ConvDir);
 template void lowered_forward<float>(const Conv2dGeom&, const float*, const float*, const float*,

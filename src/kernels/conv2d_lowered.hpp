@@ -51,6 +51,14 @@ const char* lowered_tier(const Conv2dGeom& g, ConvDir dir);
 template <class T>
 std::string lowered_plan(const Conv2dGeom& g, ConvDir dir);
 
+// The scratch memory (elements of T) a direction of this geometry holds while it runs: the
+// buffers shared by all threads, and those each thread of the team holds.
+struct LoweredWorkspace {
+  index_t shared = 0, per_thread = 0;
+};
+template <class T>
+LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir);
+
 // y = conv2d(x, w, b); y has the output shape.
 template <class T>
 void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y);

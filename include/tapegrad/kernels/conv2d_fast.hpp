@@ -20,6 +20,7 @@
 // another) so a training loop can reuse buffers; workspaces are per-thread and reused.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,18 @@ void conv2d_backward_bias_into(const Conv2dGeom& g, const Tensor<double>& dy,
                                Tensor<double>& db);
 
 enum class Conv2dDirection { forward, backward_data, backward_weights };
+// The scratch memory, in bytes, one call of a direction of this geometry holds with `threads`
+// threads: the buffers all threads share and one set per thread (the workspaces are grow-only
+// per thread and kept between calls, so a loop over one shape holds this much, no more). The
+// caller's tensors and the outputs are not counted. For memory estimates before a run.
+template <class T>
+std::uint64_t conv2d_workspace_bytes(const Conv2dGeom& g, Conv2dDirection dir, int threads);
+template <>
+std::uint64_t conv2d_workspace_bytes<float>(const Conv2dGeom& g, Conv2dDirection dir,
+                                            int threads);
+template <>
+std::uint64_t conv2d_workspace_bytes<double>(const Conv2dGeom& g, Conv2dDirection dir,
+                                             int threads);
 // The code path one direction of this geometry takes on this CPU, for tests and benches:
 // "direct", "lowered-pixels", "lowered-batch" or "col2im" (see src/kernels/conv2d_fast.cpp).
 template <class T>

@@ -149,9 +149,17 @@ struct Pool2dGeom {
   Shape x_shape() const { return {n, c, h, w}; }
   Shape y_shape() const { return {n, c, p, q}; }
   std::string str() const {
-    return "x" + x_shape().str() + " kernel=" + pair_str(prm.kernel) +
-           " stride=" + pair_str(prm.stride) + " pad=" + pair_str(prm.pad) + " -> y" +
-           y_shape().str();
+    std::string s = "x";  // appended piece by piece, see pair_str
+    s += x_shape().str();
+    s += " kernel=";
+    s += pair_str(prm.kernel);
+    s += " stride=";
+    s += pair_str(prm.stride);
+    s += " pad=";
+    s += pair_str(prm.pad);
+    s += " -> y";
+    s += y_shape().str();
+    return s;
   }
   std::string descriptor() const {
     auto t = [](const char* k, index_t v) { return std::string(k) + std::to_string(v); };
@@ -201,8 +209,17 @@ struct LinearGeom {
 
   // "x[2,3] w[4,3] b[4] -> y[2,4]" (the b part only with a bias)
   std::string str() const {
-    return "x" + x_shape().str() + " w" + w_shape().str() +
-           (has_bias ? " b" + b_shape().str() : std::string()) + " -> y" + y_shape().str();
+    std::string s = "x";  // appended piece by piece, see pair_str
+    s += x_shape().str();
+    s += " w";
+    s += w_shape().str();
+    if (has_bias) {
+      s += " b";
+      s += b_shape().str();
+    }
+    s += " -> y";
+    s += y_shape().str();
+    return s;
   }
   std::string descriptor() const {
     auto t = [](const char* k, index_t v) { return std::string(k) + std::to_string(v); };
