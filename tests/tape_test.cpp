@@ -2,7 +2,10 @@
 // seed network's gradient worked by hand.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "tapegrad/net/network.hpp"
 #include "tapegrad/net/problem.hpp"
@@ -231,4 +234,219 @@ TEST(OpTape, CrossEntropyDividesByTheGivenCount) {
   const Tensor<double> ga = tape.grad(a), gb = tape.grad(b);
   for (index_t i = 0; i < z.numel(); ++i) EXPECT_EQ(gb[i], ga[i] / 2) << i;
   EXPECT_THROW(ops::cross_entropy(a, t, 0), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------- requires_grad gating
+// Every op, every input position, each input one of:
+//   leaf      tape.leaf(v): requires a gradient
+//   constant  tape.constant(v)
+//   frozen    tape.view(v, false): the trainer's view of a batch
+//   nonleaf   mul(leaf(v / 2), constant(2)): the op sees v, its gradient reaches the leaf times 2
+//   dead      mul(constant(v / 2), constant(2)): an op output that needs no gradient
+// (v / 2 and 2 (v / 2) are exact). The output requires a gradient iff some input does; every
+// input that requires one gets, bit for bit, the gradient it gets when all inputs are leaves
+// (nonleaf: twice it, exactly), and every other input reads zeros. Catches a VJP gated on the
+// wrong operand (a conv bias gradient only computed when x requires one: the training case,
+// constant images with a trainable bias), a missing gate (a gradient stored for a constant),
+// an op output that requires a gradient when none of its inputs does.
+namespace gating {
+
+enum Mode { leaf, constant, frozen, nonleaf, dead };
+constexpr Mode all_modes[] = {leaf, constant, frozen, nonleaf, dead};
+const char* mode_name(Mode m) {
+  static const char* n[] = {"leaf", "constant", "frozen", "nonleaf", "dead"};
+  return n[m];
+}
+
+using Build = std::function<TapeTensor<double>(const std::vector<TapeTensor<double>>&)>;
+
+struct OpCase {
+  std::string name;
+  std::vector<Tensor<double>> inputs;
+  Build build;
+};
+
+Tensor<double> values(const Shape& s, std::uint64_t seed) {
+  Rng rng(seed);
+  return uniform_tensor<double>(s, rng, -1, 1);
+}
+
+// The gradients of <op(inputs), gy> w.r.t. each input's leaf (the leaf behind a nonleaf),
+// and whether the output required a gradient.
+struct Run {
+  std::vector<Tensor<double>> grad;
+  bool output_requires_grad = false;
+};
+
+Run run(const OpCase& c, const std::vector<Mode>& modes, const Tensor<double>* gy) {
+  Tape<double> tape;
+  std::vector<TapeTensor<double>> in, handle;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    const Tensor<double>& v = c.inputs[i];
+    const Tensor<double> half = map(v, [](double e) { return e / 2; });
+    switch (modes[i]) {
+      case leaf: handle.push_back(tape.leaf(v)); in.push_back(handle.back()); break;
+      case constant: handle.push_back(tape.constant(v)); in.push_back(handle.back()); break;
+      case frozen: handle.push_back(tape.view(v, false)); in.push_back(handle.back()); break;
+      case nonleaf:
+        handle.push_back(tape.leaf(half));
+        in.push_back(ops::mul(handle.back(), tape.constant(Tensor<double>(v.shape(), 2.0))));
+        break;
+      case dead:
+        handle.push_back(tape.constant(half));
+        in.push_back(ops::mul(handle.back(), tape.constant(Tensor<double>(v.shape(), 2.0))));
+        break;
+    }
+  }
+  const TapeTensor<double> y = c.build(in);
+  Run r;
+  r.output_requires_grad = y.requires_grad();
+  const Tensor<double> seed = gy ? *gy : values(y.shape(), 99);
+  tape.backward(ops::sum(ops::mul(y, tape.constant(seed))));
+  for (const auto& h : handle) r.grad.push_back(tape.grad(h));
+  return r;
+}
+
+bool needs(Mode m) { return m == leaf || m == nonleaf; }
+
+void check_every_combination(const OpCase& c) {
+  const std::size_t n = c.inputs.size();
+  const Run full = run(c, std::vector<Mode>(n, leaf), nullptr);
+  ASSERT_TRUE(full.output_requires_grad) << c.name;
+  for (std::size_t i = 0; i < n; ++i) {
+    bool nonzero = false;
+    for (double g : full.grad[i]) nonzero = nonzero || g != 0;
+    ASSERT_TRUE(nonzero) << c.name << ": input " << i << " has an all-zero gradient";
+  }
+  std::size_t combos = 1;
+  for (std::size_t i = 0; i < n; ++i) combos *= 5;
+  for (std::size_t k = 0; k < combos; ++k) {
+    std::vector<Mode> modes;
+    bool any = false;
+    for (std::size_t i = 0, kk = k; i < n; ++i, kk /= 5) {
+      modes.push_back(all_modes[kk % 5]);
+      any = any || needs(modes.back());
+    }
+    std::string what = c.name + "(";
+    for (std::size_t i = 0; i < n; ++i) what += std::string(i ? ", " : "") + mode_name(modes[i]);
+    what += ")";
+    const Run r = run(c, modes, nullptr);
+    EXPECT_EQ(r.output_requires_grad, any) << what;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Tensor<double>& g = r.grad[i];
+      ASSERT_EQ(g.shape(), c.inputs[i].shape()) << what;
+      for (index_t e = 0; e < g.numel(); ++e) {
+        const double want = modes[i] == leaf ? full.grad[i][e]
+                            : modes[i] == nonleaf ? 2 * full.grad[i][e]
+                                                  : 0.0;
+        if (g[e] != want) {
+          ADD_FAILURE() << what << ": input " << i << " element " << e << " gradient " << g[e]
+                        << ", expected " << want;
+          break;
+        }
+      }
+    }
+  }
+}
+
+std::vector<OpCase> op_cases() {
+  const Conv2dParams prm{{1, 2}, {1, 0}, {2, 1}, 2};
+  const Pool2dParams pool{{2, 2}, {1, 2}, {1, 1}};
+  std::vector<OpCase> c;
+  c.push_back({"conv2d",
+               {values(Shape{2, 4, 6, 5}, 1), values(Shape{4, 2, 2, 3}, 2), values(Shape{4}, 3)},
+               [prm](const auto& v) { return ops::conv2d(v[0], v[1], v[2], prm); }});
+  c.push_back({"linear", {values(Shape{3, 5}, 4), values(Shape{2, 5}, 5), values(Shape{2}, 6)},
+               [](const auto& v) { return ops::linear(v[0], v[1], v[2]); }});
+  c.push_back({"conv2d without bias", {values(Shape{1, 2, 4, 4}, 7), values(Shape{3, 2, 3, 3}, 8)},
+               [](const auto& v) { return ops::conv2d(v[0], v[1], std::nullopt); }});
+  c.push_back({"relu", {values(Shape{2, 7}, 9)}, [](const auto& v) { return ops::relu(v[0]); }});
+  c.push_back(
+      {"sigmoid", {values(Shape{2, 7}, 10)}, [](const auto& v) { return ops::sigmoid(v[0]); }});
+  c.push_back({"tanh", {values(Shape{2, 7}, 11)}, [](const auto& v) { return ops::tanh(v[0]); }});
+  c.push_back(
+      {"softmax", {values(Shape{2, 7}, 12)}, [](const auto& v) { return ops::softmax(v[0]); }});
+  c.push_back({"log_softmax", {values(Shape{2, 7}, 13)},
+               [](const auto& v) { return ops::log_softmax(v[0]); }});
+  c.push_back({"max_pool2d", {values(Shape{2, 2, 5, 6}, 14)},
+               [pool](const auto& v) { return ops::max_pool2d(v[0], pool); }});
+  c.push_back({"avg_pool2d", {values(Shape{2, 2, 5, 6}, 15)},
+               [pool](const auto& v) { return ops::avg_pool2d(v[0], pool); }});
+  c.push_back(
+      {"flatten", {values(Shape{2, 3, 2, 2}, 16)}, [](const auto& v) { return ops::flatten(v[0]); }});
+  c.push_back({"mse_loss", {values(Shape{3, 4}, 17), values(Shape{3, 4}, 18)},
+               [](const auto& v) { return ops::mse_loss(v[0], v[1]); }});
+  c.push_back({"cross_entropy", {values(Shape{3, 4}, 19)},
+               [](const auto& v) { return ops::cross_entropy(v[0], {3, 0, 1}); }});
+  c.push_back({"add", {values(Shape{2, 3}, 20), values(Shape{2, 3}, 21)},
+               [](const auto& v) { return ops::add(v[0], v[1]); }});
+  c.push_back({"mul", {values(Shape{2, 3}, 22), values(Shape{2, 3}, 23)},
+               [](const auto& v) { return ops::mul(v[0], v[1]); }});
+  c.push_back({"sum", {values(Shape{2, 3}, 24)}, [](const auto& v) { return ops::sum(v[0]); }});
+  return c;
+}
+
+}  // namespace gating
+
+TEST(OpTapeGating, EveryOpGivesGradientsExactlyToTheInputsThatRequireThem) {
+  for (const auto& c : gating::op_cases()) gating::check_every_combination(c);
+}
+
+// The training case by hand: y = conv2d(x, w, b) over constant images, 1x1 kernel, w frozen,
+// only b trainable. L = <y, gy>: db[k] = sum_{n,p,q} gy[n,k,p,q].
+//   gy[., 0] = (1, 2, 3, 4) and (0.5, 0.5, 0.5, 0.5) over 2 images -> db[0] = 12
+//   gy[., 1] = (-1, 0, 0, 1) and (2, 0, 0, 0)                      -> db[1] = 2
+TEST(OpTapeGating, ConvolutionOverConstantImagesGivesTheTrainableBiasItsGradient) {
+  Tape<double> tape;
+  const Tensor<double> images(Shape{2, 1, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+  const auto x = tape.view(images, false);
+  const auto w = tape.constant(Tensor<double>(Shape{2, 1, 1, 1}, {0.5, -1.0}));
+  const auto b = tape.leaf(Tensor<double>(Shape{2}, {0.25, 0.75}));
+  const auto y = ops::conv2d(x, w, b);
+  const Tensor<double> gy(Shape{2, 2, 2, 2},
+                          {1, 2, 3, 4, -1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5, 2, 0, 0, 0});
+  tape.backward(ops::sum(ops::mul(y, tape.constant(gy))));
+  EXPECT_EQ(tape.grad(b)[0], 12.0);
+  EXPECT_EQ(tape.grad(b)[1], 2.0);
+  for (double g : tape.grad(w)) EXPECT_EQ(g, 0.0);
+  for (double g : tape.grad(x)) EXPECT_EQ(g, 0.0);
+}
+
+// Binary ops with two distinct differentiated operands, by hand:
+//   a = (1, -2, 3), b = (4, 0.5, -1), gy = (1, 2, 3)
+//   add: da = db = gy = (1, 2, 3)
+//   mul: da = gy * b = (4, 1, -3), db = gy * a = (1, -4, 9)
+//   mse_loss(a, b) (count 3): d = 2 (a - b) / 3 * gL with gL = 1.5: (a - b) = (-3, -2.5, 4),
+//     da = (-3, -2.5, 4), db = -da
+TEST(OpTape, BinaryOpsGiveEachOfTwoDistinctOperandsItsOwnGradient) {
+  const Tensor<double> av(Shape{3}, {1, -2, 3}), bv(Shape{3}, {4, 0.5, -1}), gy(Shape{3}, {1, 2, 3});
+  {
+    Tape<double> tape;
+    const auto a = tape.leaf(av), b = tape.leaf(bv);
+    tape.backward(ops::sum(ops::mul(ops::add(a, b), tape.constant(gy))));
+    for (index_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(tape.grad(a)[i], gy[i]);
+      EXPECT_EQ(tape.grad(b)[i], gy[i]);
+    }
+  }
+  {
+    Tape<double> tape;
+    const auto a = tape.leaf(av), b = tape.leaf(bv);
+    tape.backward(ops::sum(ops::mul(ops::mul(a, b), tape.constant(gy))));
+    const double da[] = {4, 1, -3}, db[] = {1, -4, 9};
+    for (index_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(tape.grad(a)[i], da[i]) << i;
+      EXPECT_EQ(tape.grad(b)[i], db[i]) << i;
+    }
+  }
+  {
+    Tape<double> tape;
+    const auto a = tape.leaf(av), b = tape.leaf(bv);
+    tape.backward(ops::mul(ops::mse_loss(a, b), tape.constant(Tensor<double>::scalar(1.5))));
+    const double da[] = {-3, -2.5, 4};
+    for (index_t i = 0; i < 3; ++i) {
+      EXPECT_DOUBLE_EQ(tape.grad(a)[i], da[i]) << i;
+      EXPECT_DOUBLE_EQ(tape.grad(b)[i], -da[i]) << i;
+    }
+  }
 }
