@@ -60,6 +60,8 @@ def main():
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=0.01)
     ap.add_argument('--momentum', type=float, default=0.9)
+    ap.add_argument('--lr-schedule', choices=['constant', 'cosine'], default='constant',
+                    help='cosine: CosineAnnealingLR over all the steps, stepped every batch')
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--train-size', type=int, default=0)
     ap.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
@@ -74,6 +76,9 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
     rng = np.random.default_rng(a.seed)
     n = xtr.shape[0]
+    steps = a.epochs * ((n + a.batch - 1) // a.batch)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+             if a.lr_schedule == 'cosine' else None)
     epochs = []
     for epoch in range(a.epochs):
         model.train()
@@ -86,6 +91,8 @@ def main():
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             loss.backward()
             opt.step()
+            if sched:
+                sched.step()
             total += loss.item() * len(idx)
         seconds = time.perf_counter() - t0
         model.eval()

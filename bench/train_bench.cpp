@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "tapegrad/data/dataset.hpp"
+#include "tapegrad/memory.hpp"
 #include "tapegrad/net/params.hpp"
 #include "tapegrad/tape/profile.hpp"
 #include "tapegrad/tape/profile_summary.hpp"
@@ -22,6 +23,7 @@ template <class T>
 void BM_trainer_step(benchmark::State& st) {
   const bool profiled = st.range(0) != 0;
   omp_set_num_threads(static_cast<int>(st.range(1)));
+  memory::retain_freed_memory();  // as tapegrad train does
   const index_t batch = st.range(2);
   const NetSpec spec = load_spec("lenet5");
   const data::Dataset d = data::make_random({1, 28, 28}, batch * 16, 10, {}, 3);

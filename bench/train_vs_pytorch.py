@@ -4,6 +4,10 @@ run: seconds of training per epoch (the steps alone, no evaluation) at each thre
 ratio, and each one's 2-threads-over-1 speedup. The PyTorch side is bench/lenet5_pytorch.py.
 
     /usr/bin/python3 bench/train_vs_pytorch.py build/release/tapegrad [--epochs 1] [--threads 1,2]
+        [--lr 0.01] [--lr-schedule constant|cosine]
+
+The default recipe is the issue's peer recipe (lr 0.01, constant); tapegrad train's own lenet5
+default is --lr 0.05 --lr-schedule cosine (pass those to compare on it).
 
 Stop other work on the machine first: the two programs run one after the other, so load that
 changes during the run changes the ratio.
@@ -18,17 +22,21 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def tapegrad_epoch(binary, epochs, threads, out):
-    subprocess.run([binary, 'train', '--model', 'lenet5', '--epochs', str(epochs), '--threads',
-                    str(threads), '--out', out, '--progress', 'none'], check=True,
+def recipe(a):
+    return ['--lr', str(a.lr), '--lr-schedule', a.lr_schedule, '--momentum', '0.9', '--batch', '64']
+
+
+def tapegrad_epoch(binary, a, threads, out):
+    subprocess.run([binary, 'train', '--model', 'lenet5', '--epochs', str(a.epochs), '--threads',
+                    str(threads), '--out', out, '--progress', 'none'] + recipe(a), check=True,
                    stdout=subprocess.DEVNULL)
     s = json.load(open(os.path.join(out, 'summary.json')))
     return s['seconds']['training_per_epoch'], s['final']['test_accuracy']
 
 
-def pytorch_epoch(epochs, threads):
+def pytorch_epoch(a, threads):
     p = subprocess.run(['/usr/bin/python3', os.path.join(HERE, 'lenet5_pytorch.py'), '--epochs',
-                        str(epochs), '--threads', str(threads)], check=True, capture_output=True,
+                        str(a.epochs), '--threads', str(threads)] + recipe(a), check=True, capture_output=True,
                        text=True)
     last = json.loads(p.stdout.strip().splitlines()[-1])
     return last['seconds_per_epoch'], last['test_accuracy'], last['torch']
@@ -39,16 +47,18 @@ def main():
     ap.add_argument('tapegrad')
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--threads', default='1,2')
+    ap.add_argument('--lr', type=float, default=0.01)
+    ap.add_argument('--lr-schedule', choices=['constant', 'cosine'], default='constant')
     a = ap.parse_args()
     counts = [int(t) for t in a.threads.split(',')]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for t in counts:
-            tg, tg_acc = tapegrad_epoch(os.path.abspath(a.tapegrad), a.epochs, t, os.path.join(tmp, str(t)))
-            pt, pt_acc, version = pytorch_epoch(a.epochs, t)
+            tg, tg_acc = tapegrad_epoch(os.path.abspath(a.tapegrad), a, t, os.path.join(tmp, str(t)))
+            pt, pt_acc, version = pytorch_epoch(a, t)
             rows.append((t, min(tg), min(pt), tg_acc, pt_acc))
-    print('LeNet-5 on Fashion-MNIST, float32, batch 64, SGD momentum 0.9, lr 0.01; training seconds '
-          'per epoch (best of %d), PyTorch %s' % (a.epochs, version))
+    print('LeNet-5 on Fashion-MNIST, float32, batch 64, SGD momentum 0.9, lr %g (%s); training '
+          'seconds per epoch (best of %d), PyTorch %s' % (a.lr, a.lr_schedule, a.epochs, version))
     print('%8s %14s %14s %12s %16s' % ('threads', 'tapegrad s', 'PyTorch s', 'tg / torch', 'test acc tg/pt'))
     for t, tg, pt, ta, pa in rows:
         print('%8d %14.2f %14.2f %12.2f %8.2f%% %6.2f%%' % (t, tg, pt, tg / pt, 100 * ta, 100 * pa))

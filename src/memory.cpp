@@ -1,6 +1,8 @@
 // Memory estimates and the limit they are checked against; see include/tapegrad/memory.hpp.
 #include "tapegrad/memory.hpp"
 
+#include <malloc.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -233,6 +235,13 @@ void check_allocation(std::uint64_t bytes, std::string_view what) {
   throw Refused(std::string(what) + " needs " + size_text(bytes) + ", more than the " +
                 format_size(lim->bytes) + " allowed (" + lim->source +
                 "); refused before allocating; --max-memory SIZE sets the limit");
+}
+
+bool retain_freed_memory() {
+  constexpr int mmap_max = 4 * 1024 * 1024 * int(sizeof(long));  // glibc's HEAP_MAX_SIZE / 2
+  const bool a = mallopt(M_MMAP_THRESHOLD, mmap_max) == 1;
+  const bool b = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  return a && b;
 }
 
 }  // namespace tapegrad::memory

@@ -47,6 +47,36 @@ TEST(Sgd, PlainStepIsLrTimesGradient) {
   EXPECT_TRUE(opt.state().empty());
 }
 
+// Cosine over T = 4 steps of lr 0.5, by hand: step t uses 0.5 (1 + cos(pi (t-1) / 4)) / 2:
+//   t = 1: 0.5;  t = 2: 0.25 (1 + sqrt(2)/2) = 0.4267766952966369;  t = 3: 0.25;
+//   t = 4: 0.25 (1 - sqrt(2)/2) = 0.0732233047033631;  t = 5 and on: 0 (past T).
+// With gradient 1 and no momentum each step moves w by exactly that rate (w = 0 + ..., the
+// sums are single roundings of exactly representable rates or within one ulp of them).
+TEST(Sgd, CosineScheduleFollowsTheClosedFormStepByStep) {
+  OptimConfig cfg{"sgd", 0.5};
+  cfg.schedule = "cosine";
+  cfg.schedule_steps = 4;
+  const double want[] = {0.5, 0.4267766952966369, 0.25, 0.0732233047033631, 0, 0};
+  for (int t = 1; t <= 6; ++t) EXPECT_NEAR(cfg.lr_at(t), want[t - 1], 1e-16) << "t = " << t;
+  ParamSet<double> ps = one_param(0);
+  Optimizer<double> opt(cfg, ps);
+  double w = 0;
+  for (int t = 1; t <= 6; ++t) {
+    ps[0].grad[0] = 1;
+    opt.step(ps);
+    w -= cfg.lr_at(t);
+    EXPECT_EQ(ps[0].value[0], w) << "after step " << t;
+    EXPECT_EQ(opt.lr(), cfg.lr_at(t));
+  }
+  // A constant schedule ignores its length; a cosine without one is refused.
+  const OptimConfig constant{"sgd", 0.5};
+  EXPECT_EQ(constant.lr_at(1000), 0.5);
+  cfg.schedule_steps = 0;
+  EXPECT_THROW(Optimizer<double>(cfg, ps), std::invalid_argument);
+  cfg.schedule = "linear";
+  EXPECT_THROW(cfg.validate(), std::invalid_argument);
+}
+
 TEST(Adam, FirstStepMovesEveryWeightByTheLearningRate) {
   // Step 1: m = (1-b1) g, v = (1-b2) g^2, so m / (1 - b1) = g and sqrt(v / (1 - b2)) = |g|:
   // w moves by lr * g / (|g| + eps) = lr * sign(g) up to eps/|g| (1e-8 relative here) and

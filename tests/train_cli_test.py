@@ -8,6 +8,7 @@ Usage: train_cli_test.py TAPEGRAD_BINARY      (run by ctest with label `cli`)
 """
 import csv
 import json
+import math
 import os
 import sys
 import tempfile
@@ -87,6 +88,38 @@ def main():
             # run's own length, so test rows differ before the resume point).
             strip = lambda rows: [','.join(r.split(',')[:-1]) for r in rows if r.startswith('train')]
             assert len(strip(ra)) == 60 and strip(ra) == strip(rb)
+
+        @test
+        def cosine_schedule_resumes_bit_for_bit_and_keeps_its_length():
+            # The seed net with a cosine schedule over 40 steps, stopped at 16 and resumed: the
+            # same weights, and the lr column of metrics.csv is lr (1 + cos(pi (t-1) / 40)) / 2.
+            whole, part = p('cos_whole'), p('cos_part')
+            common = ('--model', 'seed', '--lr', '0.2', '--lr-schedule', 'cosine', '--progress', 'none')
+            r = run('train', *common, '--iterations', '40', '--out', whole)
+            assert r.returncode == 0, r.stderr
+            r = run('train', *common, '--iterations', '40', '--checkpoint-every', '16', '--out', part)
+            assert r.returncode == 0, r.stderr
+            ck = os.path.join(part, 'checkpoints', 'step-0000016.npz')
+            r = run('train', '--resume', ck, '--iterations', '40', '--out', p('cos_resumed'),
+                    '--progress', 'none')
+            assert r.returncode == 0, r.stderr
+            a = np.load(os.path.join(whole, 'weights.npz'))
+            b = np.load(os.path.join(p('cos_resumed'), 'weights.npz'))
+            for k in ['conv1.w', 'fc1.w', 'fc1.b']:
+                assert np.array_equal(a[k], b[k]), (k, a[k], b[k])
+            rows = [r.split(',') for r in open(os.path.join(whole, 'metrics.csv')).read().splitlines()[1:]]
+            for row in rows:
+                if row[0] == 'train':
+                    t = int(row[2])
+                    want = 0.2 * (1 + math.cos(math.pi * (t - 1) / 40)) / 2
+                    # %.6g: six significant digits, half a unit of the sixth (and a little
+                    # for the double rounding of the printed value)
+                    tol = 0.5 * 10 ** (math.floor(math.log10(want)) - 5) * (1 + 1e-9)
+                    assert abs(float(row[6]) - want) <= tol, (t, row[6], want)
+            # Resuming for another length would bend the schedule: refused.
+            out = p('cos_bad')
+            expect_bad_input(run('train', '--resume', ck, '--iterations', '50', '--out', out),
+                             'cosine schedule spans 40 steps', out)
 
         @test
         def init_reads_pytorch_names():

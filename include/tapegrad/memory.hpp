@@ -93,4 +93,14 @@ class Estimate {
 // for callers that did not estimate the whole command. Throws Refused.
 void check_allocation(std::uint64_t bytes, std::string_view what);
 
+// A training loop frees and allocates the same large tensors every step. glibc's malloc maps
+// each block over its mmap threshold afresh and unmaps it on free, so every step pays page
+// faults on its big activations and gradients (measured: a third of a LeNet-5 step at batch
+// 64, and they do not scale with threads). This keeps freed memory in the heap for reuse
+// (M_MMAP_THRESHOLD raised to glibc's maximum, 32 MiB on 64-bit, and M_TRIM_THRESHOLD to
+// 1 GiB): the resident size stays at the step's high-water mark instead of returning to the
+// system between steps. Returns false where glibc refused a setting. Process-wide;
+// called by `tapegrad train` and the training bench, not by the library.
+bool retain_freed_memory();
+
 }  // namespace tapegrad::memory

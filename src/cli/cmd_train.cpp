@@ -8,8 +8,8 @@
 // Defaults per model (any option overrides):
 //   seed     the tutorial's experiment: --data synthetic, full batch, --iterations 10000,
 //            sgd --lr 0.1, no momentum, --dtype double, metrics every step
-//   others   --data fashion-mnist, --epochs 3, --batch 64, sgd --lr 0.01 --momentum 0.9,
-//            --dtype float, metrics every 50 steps, the test set evaluated after every epoch
+//   others   --data fashion-mnist, --epochs 3, --batch 64, sgd --lr 0.05 --lr-schedule cosine
+//            --momentum 0.9, --dtype float, metrics every 50 steps, the test set evaluated after every epoch
 // Bad options, data and checkpoints are one line and exit 2; nothing is written before the
 // data, the model and any checkpoint have been read and checked.
 #include <omp.h>
@@ -65,7 +65,7 @@ struct TrainArgs {
   std::string model, data, epochs, iterations, batch, optimizer, lr, momentum, weight_decay;
   std::string dtype, threads, seed, out, checkpoint_every, resume, init, shards, log_every;
   std::string eval_every, train_size, test_size, progress = "auto", trace_steps = "20";
-  std::string weight_init;
+  std::string weight_init, lr_schedule;
   bool profile = false;
   std::map<std::string, CLI::Option*> opt;  // to tell given options from defaults
   bool given(const std::string& name) const { return opt.at(name)->count() > 0; }
@@ -104,7 +104,8 @@ void model_defaults(const NetSpec& spec, Plan& p) {
     r.data = "fashion-mnist";
     r.batch = 64;
     p.epochs = 3;
-    r.optim.lr = 0.01;
+    r.optim.lr = 0.05;  // with the cosine schedule: 89.2-89.6 % after 3 epochs (README)
+    r.optim.schedule = "cosine";
     r.optim.momentum = 0.9;
     r.dtype = "float";
     p.log_every = 50;
@@ -154,6 +155,7 @@ Plan make_plan(const TrainArgs& a, std::optional<train::Checkpoint>& ck) {
     if (a.given("--batch")) check_same(a, "--batch", parse_int(a.batch, "--batch", 1, max_size_arg), r.batch, src);
     check_same(a, "--optimizer", a.optimizer, r.optim.name, src);
     if (a.given("--lr")) check_same(a, "--lr", parse_real(a.lr, "--lr", 0, 1e30), r.optim.lr, src);
+    check_same(a, "--lr-schedule", a.lr_schedule, r.optim.schedule, src);
     if (a.given("--momentum"))
       check_same(a, "--momentum", parse_real(a.momentum, "--momentum", 0, 1), r.optim.momentum, src);
     if (a.given("--weight-decay"))
@@ -190,6 +192,7 @@ Plan make_plan(const TrainArgs& a, std::optional<train::Checkpoint>& ck) {
       }
     }
     if (a.given("--lr")) r.optim.lr = parse_real(a.lr, "--lr", 0, 1e30);
+    if (a.given("--lr-schedule")) r.optim.schedule = a.lr_schedule;
     if (a.given("--momentum")) r.optim.momentum = parse_real(a.momentum, "--momentum", 0, 1);
     if (a.given("--weight-decay"))
       r.optim.weight_decay = parse_real(a.weight_decay, "--weight-decay", 0, 1e30);
@@ -308,6 +311,18 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     Rng rng(Rng::derive(r.seed, init_stream));
     init = init_params<T>(spec, rng, p.weight_init);
   }
+  {  // a cosine schedule spans the run: its length is fixed when it starts
+    const index_t per = train::steps_per_epoch(train.size, r.batch);
+    const std::int64_t steps = p.iterations > 0 ? p.iterations : p.epochs * per;
+    if (r.optim.schedule == "cosine") {
+      if (!run.ck)
+        p.recipe.optim.schedule_steps = steps;
+      else if (r.optim.schedule_steps != steps)
+        throw BadInput("--resume: the checkpoint's cosine schedule spans " +
+                       std::to_string(r.optim.schedule_steps) + " steps; give --epochs or " +
+                       "--iterations for that many (this run asks for " + std::to_string(steps) + ")");
+    }
+  }
   train::TrainerOptions topt;
   topt.batch = r.batch;
   topt.shards = r.shards;
@@ -348,7 +363,8 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
        << train.size << " samples";
     if (test) os << "; " << test->name << " " << test->size;
     os << "), " << r.dtype << ", batch " << trainer.batch_size() << (r.batch == 0 ? " (full)" : "")
-       << ", " << r.optim.name << " lr " << r.optim.lr;
+       << ", " << r.optim.name << " lr " << r.optim.lr
+       << (r.optim.schedule == "cosine" ? " (cosine to 0)" : "");
     if (r.optim.momentum > 0) os << " momentum " << r.optim.momentum;
     if (r.optim.weight_decay > 0) os << " weight decay " << r.optim.weight_decay;
     os << ", " << total << " steps (" << epochs << " epoch" << (epochs == 1 ? "" : "s") << "), "
@@ -397,7 +413,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     if (!test) return;
     last_eval = trainer.evaluate(*test);
     metrics.add({true, epoch + 1, step, last_eval->images, last_eval->loss,
-                 last_eval->accuracy(), r.optim.lr, elapsed()});
+                 last_eval->accuracy(), trainer.optimizer().lr(), elapsed()});
     char buf[200];
     const std::string at = per_epoch > 1 ? "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step)
                                          : "step " + std::to_string(step);
@@ -423,7 +439,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     if (rec.step % p.log_every == 0 || epoch_end) {
       last_loss = int_loss / static_cast<double>(int_images);
       metrics.add({false, rec.epoch + 1, rec.step, int_images, last_loss,
-                   static_cast<double>(int_correct) / static_cast<double>(int_images), r.optim.lr,
+                   static_cast<double>(int_correct) / static_cast<double>(int_images), trainer.optimizer().lr(),
                    elapsed()});
       int_loss = 0, int_images = 0, int_correct = 0;
     }
@@ -536,6 +552,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
                                 {"epochs", epochs},
                                 {"steps_per_epoch", per_epoch},
                                 {"optimizer", {{"name", r.optim.name}, {"lr", r.optim.lr},
+                                               {"lr_schedule", r.optim.schedule},
                                                {"momentum", r.optim.momentum},
                                                {"weight_decay", r.optim.weight_decay}}},
                                 {"seed", r.seed},
@@ -587,6 +604,7 @@ int run(const TrainArgs& a) {
   Run r{a, {}, {}};
   r.plan = make_plan(a, r.ck);
   if (r.plan.threads > 0) omp_set_num_threads(r.plan.threads);
+  memory::retain_freed_memory();
   const NetSpec spec = parse_spec(r.plan.recipe.spec_text, r.plan.recipe.model_source);
   auto [train, test] = load_data(r.plan);
   if (r.ck && r.ck->recipe.train_size != train.size)
@@ -614,7 +632,10 @@ void register_train(CLI::App& app, Action& action) {
   add("--iterations", a->iterations, "optimizer steps to train (instead of --epochs)");
   add("--batch", a->batch, "mini-batch size (default 64; seed: the whole set)");
   add("--optimizer", a->optimizer, "sgd | adam (default sgd)");
-  add("--lr", a->lr, "learning rate (default 0.01; seed 0.1; adam 0.001)");
+  add("--lr", a->lr, "learning rate (default 0.05; seed 0.1; adam 0.001)");
+  add("--lr-schedule", a->lr_schedule,
+      "constant | cosine: step t of T uses lr (1 + cos(pi (t-1) / T)) / 2 (default cosine; seed constant)");
+  a->opt["--lr-schedule"]->check(CLI::IsMember({"constant", "cosine"}));
   add("--momentum", a->momentum, "sgd momentum in [0, 1) (default 0.9; seed 0)");
   add("--weight-decay", a->weight_decay, "L2 weight decay added to the gradient (default 0)");
   add("--dtype", a->dtype, "float | double (default float; seed double)");

@@ -20,7 +20,7 @@ namespace tapegrad::fast {
 namespace {
 
 // Below this many window elements a call runs on the calling thread only (same bits).
-constexpr double min_parallel_work = 1e6;
+constexpr double min_parallel_work = 1 << 16;
 double work(const Pool2dGeom& g) {
   return double(g.n * g.c) * double(g.p * g.q) * double(g.prm.kernel[0] * g.prm.kernel[1]);
 }

@@ -47,7 +47,9 @@ json recipe_json(const Recipe& r) {
                 {"weight_decay", r.optim.weight_decay},
                 {"beta1", r.optim.beta1},
                 {"beta2", r.optim.beta2},
-                {"eps", r.optim.eps}}}};
+                {"eps", r.optim.eps},
+                {"schedule", r.optim.schedule},
+                {"schedule_steps", r.optim.schedule_steps}}}};
 }
 
 Recipe recipe_from(const json& j) {
@@ -68,6 +70,8 @@ Recipe recipe_from(const json& j) {
   r.optim.beta1 = o.at("beta1").get<double>();
   r.optim.beta2 = o.at("beta2").get<double>();
   r.optim.eps = o.at("eps").get<double>();
+  r.optim.schedule = o.at("schedule").get<std::string>();
+  r.optim.schedule_steps = o.at("schedule_steps").get<std::int64_t>();
   return r;
 }
 

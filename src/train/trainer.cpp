@@ -47,7 +47,7 @@ Trainer<T>::Trainer(const NetSpec& spec, const data::Dataset& train, const Optim
   check_fits(spec, train);
   check_arg(train.size > 0, "train", train.name, " is empty");
   batch_ = opt_.batch == 0 ? train.size : std::min(opt_.batch, train.size);
-  per_epoch_ = (train.size + batch_ - 1) / batch_;
+  per_epoch_ = train::steps_per_epoch(train.size, opt_.batch);
   shard_grads_.resize(static_cast<std::size_t>(opt_.shards));
 }
 

@@ -14,6 +14,7 @@
 // "adam.m.conv1.w", "adam.v.conv1.w".
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,17 @@ struct OptimConfig {
   double momentum = 0;       // sgd
   double weight_decay = 0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
+  // The learning rate of step t = 1, 2, ...: constant, lr; cosine (PyTorch's CosineAnnealingLR
+  // stepped every batch, eta_min 0, T_max = schedule_steps), lr * (1 + cos(pi * (t-1) / T)) / 2,
+  // and 0 past T.
+  std::string schedule = "constant";
+  std::int64_t schedule_steps = 0;
+
+  double lr_at(std::int64_t t) const {
+    if (schedule == "constant") return lr;
+    const double k = static_cast<double>(std::min<std::int64_t>(t - 1, schedule_steps));
+    return lr * 0.5 * (1 + std::cos(std::acos(-1.0) * k / static_cast<double>(schedule_steps)));
+  }
 
   // Throws std::invalid_argument naming the option for values out of range.
   void validate() const {
@@ -46,6 +58,9 @@ struct OptimConfig {
               "adam needs 0 <= beta1, beta2 < 1 and eps > 0");
     check_arg(name == "sgd" || momentum == 0, "optimizer",
               "--momentum applies to sgd only (adam has beta1)");
+    check_arg(schedule == "constant" || schedule == "cosine", "optimizer",
+              "--lr-schedule: expected constant or cosine, got ", quote(schedule));
+
   }
 };
 
@@ -59,6 +74,8 @@ class Optimizer {
 
   explicit Optimizer(OptimConfig cfg, const ParamSet<T>& params) : cfg_(std::move(cfg)) {
     cfg_.validate();
+    check_arg(cfg_.schedule == "constant" || cfg_.schedule_steps > 0, "optimizer",
+              "a cosine schedule needs its length in steps");
     const std::size_t n = params.size();
     if (cfg_.name == "sgd" && cfg_.momentum > 0) slots_.emplace_back("sgd.momentum.", n);
     if (cfg_.name == "adam") {
@@ -73,6 +90,8 @@ class Optimizer {
 
   const OptimConfig& config() const { return cfg_; }
   std::int64_t steps() const { return steps_; }
+  // The learning rate the last step used (the first step's before any).
+  double lr() const { return cfg_.lr_at(std::max<std::int64_t>(steps_, 1)); }
 
   // One update of every parameter from its .grad.
   void step(ParamSet<T>& params) {
@@ -102,7 +121,7 @@ class Optimizer {
 
  private:
   void sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf) const {
-    const T lr(cfg_.lr), wd(cfg_.weight_decay), mom(cfg_.momentum);
+    const T lr(cfg_.lr_at(steps_)), wd(cfg_.weight_decay), mom(cfg_.momentum);
     const bool first = steps_ == 1;
     T* pw = w.data();
     const T* pg = g.data();
@@ -123,7 +142,7 @@ class Optimizer {
     const T b1(cfg_.beta1), b2(cfg_.beta2), wd(cfg_.weight_decay), eps(cfg_.eps);
     const T one_b1(1 - cfg_.beta1), one_b2(1 - cfg_.beta2);
     const double bc1 = 1 - std::pow(cfg_.beta1, t), bc2 = 1 - std::pow(cfg_.beta2, t);
-    const T step_size(cfg_.lr / bc1), bc2_sqrt(std::sqrt(bc2));
+    const T step_size(cfg_.lr_at(steps_) / bc1), bc2_sqrt(std::sqrt(bc2));
     T* pw = w.data();
     const T* pg = g.data();
     T* pm = m.data();

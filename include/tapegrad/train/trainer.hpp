@@ -16,6 +16,7 @@
 // as the uninterrupted run (the position in the data is a function of the step count).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -57,6 +58,12 @@ struct Evaluation {
   std::vector<index_t> confusion;  // classes x classes, [true][predicted]; empty for mse
   double accuracy() const { return images ? double(correct) / double(images) : 0.0; }
 };
+
+// Steps in an epoch of `train_size` examples at batch size `batch` (0: the whole set).
+inline index_t steps_per_epoch(index_t train_size, index_t batch) {
+  const index_t b = batch == 0 ? train_size : std::min(batch, train_size);
+  return b > 0 ? (train_size + b - 1) / b : 0;
+}
 
 template <class T>
 class Trainer {
