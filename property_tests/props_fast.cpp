@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "cases.hpp"
+#include "tapegrad/kernels/activation.hpp"
+#include "tapegrad/kernels/activation_fast.hpp"
 #include "tapegrad/kernels/conv2d.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/linear.hpp"
@@ -35,13 +37,18 @@ using T50 = Tensor<f50>;
 
 // " mb2ic3... in float (isa avx2)": where a failure happened. Appended piece by piece: the
 // `" " + std::string` chain trips GCC 12's false -Wrestrict at -O3 (GCC bug 105651).
-std::string where(const std::string& descriptor, const char* scalar, const std::string& isa) {
+std::string where(const std::string& descriptor, const char* scalar, const std::string& isa,
+                  const std::string& plan = {}) {
   std::string s = " ";
   s += descriptor;
   s += " in ";
   s += scalar;
   s += " (isa ";
   s += isa;
+  if (!plan.empty()) {
+    s += ", ";
+    s += plan;
+  }
   s += ')';
   return s;
 }
@@ -67,12 +74,14 @@ bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
          std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.numel())) == 0;
 }
 
-// Restores the thread count and instruction set when a property returns or fails.
+// Restores the thread count, instruction set and conv2d layout when a property returns or
+// fails.
 struct FastState {
   int threads = omp_get_max_threads();
   ~FastState() {
     omp_set_num_threads(threads);
     fast::set_isa("best");
+    fast::set_conv2d_tier("auto");
   }
 };
 
@@ -98,9 +107,12 @@ void fast_conv2d_within_bound() {
   const T50 db_ex = ref::conv2d_backward_bias(g, gy5);
   const T50 db_tol = reduction_tol<T>(ref::conv2d_backward_bias(g, abs50(gy5)), g.n * g.p * g.q);
   FastState restore;
-  for (const std::string& isa : available_isas()) {
+  for (const std::string& isa : available_isas())
+    for (const char* tier : {"pixels", "batch"}) {
     fast::set_isa(isa);
-    const std::string at = where(c.descriptor(), ScalarTraits<T>::name, isa);
+    fast::set_conv2d_tier(tier);
+    const std::string at = where(c.descriptor(), ScalarTraits<T>::name, isa,
+                                 fast::conv2d_plan<T>(g, fast::Conv2dDirection::forward));
     PROPS_CHECK(judge("fast::conv2d_forward" + at, fast::conv2d_forward(g, x, w, bp).template cast<f50>(),
                       y_ex, y_tol));
     PROPS_CHECK(judge("fast::conv2d_backward_data" + at,
@@ -109,7 +121,7 @@ void fast_conv2d_within_bound() {
                       fast::conv2d_backward_weights(g, x, gy).template cast<f50>(), dw_ex, dw_tol));
     PROPS_CHECK(judge("fast::conv2d_backward_bias" + at,
                       fast::conv2d_backward_bias(g, gy).template cast<f50>(), db_ex, db_tol));
-  }
+    }
   RC_CLASSIFY(g.c_per_group() * g.r * g.s > 32, "long forward reduction (>32)");
 }
 
@@ -171,8 +183,45 @@ void fast_pool_equals_reference() {
 RC_GTEST_PROP(FastPool2d, bitwiseEqualToReferenceInDouble, ()) { fast_pool_equals_reference<double>(); }
 RC_GTEST_PROP(FastPool2d, bitwiseEqualToReferenceInFloat, ()) { fast_pool_equals_reference<float>(); }
 
+// Fast activations keep the reference's expressions, order and libm calls (activation_fast.hpp):
+// same bits, on any shape of rank 2 to 4 (softmax along dim 1 with an inner stride) and any
+// values the suite generates, logits large enough to overflow exp without the max subtraction.
+// Catches: a reordered or fused expression, a softmax slice read with the wrong stride.
+template <class T>
+void fast_activations_equal_reference() {
+  const index_t rank = *rc::gen::inRange<index_t>(2, 5);
+  std::vector<index_t> dims;
+  for (index_t d = 0; d < rank; ++d) dims.push_back(*rc::gen::inRange<index_t>(1, d < 2 ? 12 : 6));
+  const Shape s(dims);
+  const Values v = *gen_values(-12, 11);
+  const Tensor<T> x = to<T>(make_tensor(s, v, 1)), gy = to<T>(make_tensor(s, v, 2));
+  const Tensor<T> yr = ref::relu_forward(x), ys = ref::sigmoid_forward(x),
+                  yt = ref::tanh_forward(x), ysm = ref::softmax_forward(x),
+                  ylsm = ref::log_softmax_forward(x);
+  const std::string at = std::string(" x") + s.str() + " " + v.str() + " in " + ScalarTraits<T>::name;
+  auto check = [&](const char* what, const Tensor<T>& fast_result, const Tensor<T>& ref_result) {
+    if (!same_bits(fast_result, ref_result))
+      RC_FAIL(std::string("fast::") + what + " differs from the reference's bits" + at);
+  };
+  check("relu_forward", fast::relu_forward(x), yr);
+  check("relu_backward", fast::relu_backward(x, gy), ref::relu_backward(x, gy));
+  check("sigmoid_forward", fast::sigmoid_forward(x), ys);
+  check("sigmoid_backward", fast::sigmoid_backward(ys, gy), ref::sigmoid_backward(ys, gy));
+  check("tanh_forward", fast::tanh_forward(x), yt);
+  check("tanh_backward", fast::tanh_backward(yt, gy), ref::tanh_backward(yt, gy));
+  check("softmax_forward", fast::softmax_forward(x), ysm);
+  check("softmax_backward", fast::softmax_backward(ysm, gy), ref::softmax_backward(ysm, gy));
+  check("log_softmax_forward", fast::log_softmax_forward(x), ylsm);
+  check("log_softmax_backward", fast::log_softmax_backward(ylsm, gy),
+        ref::log_softmax_backward(ylsm, gy));
+  RC_CLASSIFY(rank > 2, "softmax with an inner stride");
+}
+
+RC_GTEST_PROP(FastActivations, bitwiseEqualToReferenceInDouble, ()) { fast_activations_equal_reference<double>(); }
+RC_GTEST_PROP(FastActivations, bitwiseEqualToReferenceInFloat, ()) { fast_activations_equal_reference<float>(); }
+
 // Every dispatch kernel (kernels::, fast for float/double) gives the same bits for 1..4
-// threads: conv2d and linear in all four directions, both pools in both.
+// threads: conv2d and linear in all four directions, both pools in both, the activations.
 template <class T>
 void dispatch_bitwise_across_threads() {
   const Conv2dCase c = *gen_conv2d_case(true, 8, 10);
@@ -194,13 +243,16 @@ void dispatch_bitwise_across_threads() {
         kernels::linear_forward(lg, lx, lw, nullptr), kernels::linear_backward_data(lg, lgy, lw),
         kernels::linear_backward_weights(lg, lx, lgy), kernels::linear_backward_bias(lg, lgy),
         kernels::max_pool2d_forward(pc.g, px),     kernels::max_pool2d_backward(pc.g, px, pgy),
-        kernels::avg_pool2d_forward(pc.g, px),     kernels::avg_pool2d_backward(pc.g, pgy)};
+        kernels::avg_pool2d_forward(pc.g, px),     kernels::avg_pool2d_backward(pc.g, pgy),
+        kernels::relu_backward(x, x),              kernels::softmax_forward(x),
+        kernels::log_softmax_backward(x, x)};
   };
   static const char* names[] = {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights",
                                 "conv2d_backward_bias", "linear_forward", "linear_backward_data",
                                 "linear_backward_weights", "linear_backward_bias",
                                 "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
-                                "avg_pool2d_backward"};
+                                "avg_pool2d_backward", "relu_backward", "softmax_forward",
+                                "log_softmax_backward"};
   FastState restore;
   omp_set_num_threads(1);
   const auto one = run();

@@ -113,7 +113,7 @@ void random_network_four_ways_agree() {
   opt.batch = c.batch;
   opt.seed = c.seed;
   opt.fd_max_per_tensor = 4;   // finite differences at <= 4 elements per tensor ...
-  opt.fd_budget_macs = 2e5;    // ... and ~2e5 f50 multiply-adds in all: fast enough for CI
+  opt.fd_budget_macs = 4e5;    // ... and ~4e5 f50 multiply-adds in all: fast enough for CI
   const gradcheck::FourWayReport rep = gradcheck::four_way_check<T>(spec, opt);
   std::string why;
   bool cancellation_allowance_used = false;
@@ -140,6 +140,9 @@ void random_network_four_ways_agree() {
   }
   RC_CLASSIFY(cancellation_allowance_used, "a row passed only at gamma(K) * G_abs (ok*)");
   RC_CLASSIFY(kink_rows, "tensor with kinks not judged");
+  // A relu / max-pool decision taken differently in T within its rounding: the ways that took
+  // it are judged along their branch (gradcheck/decisions.hpp; the deep pass found the first).
+  RC_CLASSIFY(!rep.flips.empty(), "decision flipped by rounding (judged along T's branch)");
   RC_CLASSIFY(rep.mistrusted, "mistrusted (mostly zero gradients)");
   RC_CLASSIFY(spec.loss_name() == "cross_entropy", "cross_entropy");
   RC_CLASSIFY(spec.layers.size() > 6, "deep (>6 layers)");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every libFuzzer target for SECONDS each (default 60), one after another:
-#   scripts/fuzz.sh [SECONDS] [TARGET...]        (targets: npy_fuzz cli_parse_fuzz spec_fuzz)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]        (targets: npy_fuzz cli_parse_fuzz spec_fuzz idx_fuzz npz_fuzz)
 # Builds the `fuzz` preset first (clang, ASan + UBSan). Each target starts from its checked-in
 # seed corpus (fuzz/corpus/<target>) and keeps what it finds in build/fuzz/fuzz/corpus_<target>;
 # a crash, leak, timeout or failed law leaves build/fuzz/fuzz/<target>-crash-* (or -leak-,
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(npy_fuzz cli_parse_fuzz spec_fuzz)
+[ ${#targets[@]} -eq 0 ] && targets=(npy_fuzz cli_parse_fuzz spec_fuzz idx_fuzz npz_fuzz)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 dir=build/fuzz/fuzz

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs every Debian package tapegrad's build, tests, benches and demos need.
 # Idempotent and non-interactive; as a normal user it uses sudo for apt-get.
+#   ./scripts/install-deps.sh           what CI needs: build, tests, benches, demos
+#   ./scripts/install-deps.sh --bench   also the peers of bench/conv2d_peers.py: oneDNN and
+#                                       PyTorch (large; not needed to build or test tapegrad)
 set -euo pipefail
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install-deps: error: unknown option '$arg' (expected --bench)" >&2; exit 2 ;;
+  esac
+done
 packages=(
   g++ cmake ninja-build make git pkg-config
   libboost-dev            # Boost.Multiprecision (cpp_bin_float_50), header-only
@@ -20,6 +31,14 @@ packages=(
   libclang-rt-14-dev      # clang's sanitizer runtimes and libFuzzer
   libomp-14-dev           # LLVM's OpenMP runtime with Archer, for ThreadSanitizer
 )
+if [ "$bench" -eq 1 ]; then
+  packages+=(
+    libdnnl-dev           # oneDNN 2.6, the conv2d_onednn peer bench
+    ocl-icd-opencl-dev    # Debian's dnnl-config.cmake requires OpenCL (oneDNN's GPU runtime)
+    opencl-headers
+    python3-torch         # PyTorch 1.13 on Debian's python3
+  )
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 namespace tapegrad::gradcheck {
 namespace {
@@ -204,6 +205,102 @@ TEST(Compare, PrintedReportNamesWorstElementAndVerdict) {
   EXPECT_NE(s.find("worst element    [1,0]: actual 3.5, expected 3"), std::string::npos) << s;
   EXPECT_NE(s.find("failing          1 of 4"), std::string::npos) << s;
   EXPECT_EQ(s.substr(s.size() - 5), "FAIL\n");
+}
+
+
+// ---------------------------------------------------------------- each tolerance, both sides
+// An element passes iff |a - e| <= atol + rtol |e| (compare.hpp; the tolerance relative to the
+// EXPECTED value e) and, when given, its ULP error <= max_ulps. For each option the tests put
+// `a` at the double just inside and just outside the bound computed here from that formula
+// (near e, a - e is exact, so "just" is one ULP of a).
+// The doubles nearest the bound on either side: the largest a with a - e <= t, and the next.
+std::pair<double, double> around(double e, double t) {
+  double a = e + t;
+  while (a - e > t) a = std::nextafter(a, -INFINITY);
+  while (std::nextafter(a, INFINITY) - e <= t) a = std::nextafter(a, INFINITY);
+  return {a, std::nextafter(a, INFINITY)};
+}
+std::pair<double, double> around_below(double e, double t) {  // e - t side: inside, outside
+  double a = e - t;
+  while (e - a > t) a = std::nextafter(a, INFINITY);
+  while (e - std::nextafter(a, -INFINITY) <= t) a = std::nextafter(a, -INFINITY);
+  return {a, std::nextafter(a, -INFINITY)};
+}
+
+TEST(CompareBound, RtolAloneIsRelativeToTheExpectedValueOnBothSides) {
+  // e = 3, rtol = 1e-3: t = 3e-3. Relative to |a| instead, 3.003 would allow 3.003e-3 and the
+  // "outside" value above would pass; below, 2.997 would allow only 2.997e-3 and the "inside"
+  // value would fail.
+  const double e = 3, rtol = 1e-3, t = rtol * std::fabs(e);
+  const auto [in_hi, out_hi] = around(e, t);
+  const auto [in_lo, out_lo] = around_below(e, t);
+  EXPECT_TRUE(compare(vec({in_hi}), vec({e}), rtol_only(rtol)).passed());
+  EXPECT_FALSE(compare(vec({out_hi}), vec({e}), rtol_only(rtol)).passed());
+  EXPECT_TRUE(compare(vec({in_lo}), vec({e}), rtol_only(rtol)).passed());
+  EXPECT_FALSE(compare(vec({out_lo}), vec({e}), rtol_only(rtol)).passed());
+  // the report says what it applied: rtol, and atol 0 (not the default)
+  const CompareReport r = compare(vec({in_hi}), vec({e}), rtol_only(rtol));
+  EXPECT_EQ(r.rtol, rtol);
+  EXPECT_EQ(r.atol, 0);
+  EXPECT_FALSE(r.default_tolerance);
+}
+
+TEST(CompareBound, AtolAloneIsAnAbsoluteBoundWhateverTheMagnitude) {
+  // atol = 1e-6 at e = 1000 (where the default rtol 8u would allow only 1.8e-12) and at e = 0.
+  for (const double e : {1000.0, 0.0, -2.5}) {
+    const double atol = 1e-6;
+    const auto [in_hi, out_hi] = around(e, atol);
+    const auto [in_lo, out_lo] = around_below(e, atol);
+    EXPECT_TRUE(compare(vec({in_hi}), vec({e}), atol_only(atol)).passed()) << e;
+    EXPECT_FALSE(compare(vec({out_hi}), vec({e}), atol_only(atol)).passed()) << e;
+    EXPECT_TRUE(compare(vec({in_lo}), vec({e}), atol_only(atol)).passed()) << e;
+    EXPECT_FALSE(compare(vec({out_lo}), vec({e}), atol_only(atol)).passed()) << e;
+    const CompareReport r = compare(vec({in_hi}), vec({e}), atol_only(atol));
+    EXPECT_EQ(r.rtol, 0);
+    EXPECT_EQ(r.atol, atol);
+  }
+}
+
+TEST(CompareBound, RtolAndAtolTogetherAddUp) {
+  const double e = -40, rtol = 1e-4, atol = 1e-3;
+  const double t = atol + rtol * std::fabs(e);  // 5e-3: either alone would fail both values
+  const auto [in, out] = around(e, t);
+  EXPECT_TRUE(compare(vec({in}), vec({e}), tol(rtol, atol)).passed());
+  EXPECT_FALSE(compare(vec({out}), vec({e}), tol(rtol, atol)).passed());
+  EXPECT_FALSE(compare(vec({in}), vec({e}), rtol_only(rtol)).passed());
+  EXPECT_FALSE(compare(vec({in}), vec({e}), atol_only(atol)).passed());
+}
+
+TEST(CompareBound, MaxUlpsWithAToleranceMustHoldBoth) {
+  // e = 1: a = 1 + 6 ULP (6 * 2^-52 ~ 1.3e-15). max_ulps 6 with rtol 1e-15 fails on the
+  // tolerance, with rtol 1e-14 passes; max_ulps 5 with rtol 1e-14 fails on the ULPs.
+  const double e = 1, a = 1 + 6 * std::ldexp(1.0, -52);
+  auto both = [](std::uint64_t u, double rtol) {
+    CompareOptions o;
+    o.max_ulps = u;
+    o.rtol = rtol;
+    return o;
+  };
+  EXPECT_FALSE(compare(vec({a}), vec({e}), both(6, 1e-15)).passed());
+  EXPECT_TRUE(compare(vec({a}), vec({e}), both(6, 1e-14)).passed());
+  EXPECT_FALSE(compare(vec({a}), vec({e}), both(5, 1e-14)).passed());
+  // max_ulps alone: no tolerance at all is applied (a far value within the ULPs passes)
+  EXPECT_TRUE(compare(vec({a}), vec({e}), max_ulps(6)).passed());
+}
+
+TEST(CompareBound, FloatDefaultIsEightFloatUnitRoundoffsRelativeToExpected) {
+  // u = 2^-24, rtol = 2^-21; at e = 1 the float ULP above is 2^-23: 4 ULPs pass, 5 fail; at
+  // e = 1 approached from below (ULP 2^-24) 8 ULPs pass and 9 fail.
+  const Tensor<float> e(Shape{1}, std::vector<float>{1.0f});
+  auto ulps_from_one = [](int k, float dir) {
+    float v = 1.0f;
+    for (int i = 0; i < k; ++i) v = std::nextafter(v, dir);
+    return Tensor<float>(Shape{1}, std::vector<float>{v});
+  };
+  EXPECT_TRUE(compare(ulps_from_one(4, 2.0f), e).passed());
+  EXPECT_FALSE(compare(ulps_from_one(5, 2.0f), e).passed());
+  EXPECT_TRUE(compare(ulps_from_one(8, 0.0f), e).passed());
+  EXPECT_FALSE(compare(ulps_from_one(9, 0.0f), e).passed());
 }
 
 }  // namespace

@@ -59,6 +59,15 @@ TEST(Quote, LongTextIsCutAndSaysHowLongItWas) {
   EXPECT_EQ(quote("ab\xc3\xa9", 3), "'ab\xc3\xa9'...(4 bytes)");
 }
 
+TEST(OneLine, LeavesQuotedTextAloneAndEscapesWhatBreaksTheLine) {
+  // The CLI's last guard: a message that already quoted its user text is unchanged (no second
+  // escaping of its backslashes), while raw text from elsewhere cannot break the line.
+  const std::string msg = "ref: unknown op " + quote("a\nb");
+  EXPECT_EQ(one_line(msg), msg);
+  EXPECT_EQ(one_line("CLI11: unexpected a\nb\x1b"), "CLI11: unexpected a\\nb\\x1b");
+  EXPECT_EQ(one_line("path C:\\dir"), "path C:\\dir");
+}
+
 TEST(Quote, EveryByteValueGivesOneLineOfPrintableAscii) {
   // The law behind the cases above: whatever the input, the output has no byte below 0x20, no
   // DEL, and no invalid UTF-8 (every non-ASCII byte comes from a valid sequence).

@@ -16,11 +16,12 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "fast_test_support.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
 #include "tapegrad/kernels/linear_fast.hpp"
@@ -30,6 +31,8 @@
 
 namespace tapegrad {
 namespace {
+
+using test::same_bits;
 
 struct ConvCase {
   index_t n, c, h, w, k, r, s;
@@ -89,12 +92,19 @@ void expect_within(const Tensor<T>& fast, const Tensor<f50>& exact, const Tensor
   EXPECT_EQ(bad, 0) << what;
 }
 
-template <class T>
-void check_against_reference(const ConvCase& cc) {
+Conv2dGeom geom_of(const ConvCase& cc) {
   const Shape bs{cc.k};
-  const Conv2dGeom g = make_conv2d_geom(Shape{cc.n, cc.c, cc.h, cc.w},
-                                        Shape{cc.k, cc.c / cc.prm.groups, cc.r, cc.s},
-                                        cc.bias ? &bs : nullptr, cc.prm);
+  return make_conv2d_geom(Shape{cc.n, cc.c, cc.h, cc.w},
+                          Shape{cc.k, cc.c / cc.prm.groups, cc.r, cc.s}, cc.bias ? &bs : nullptr,
+                          cc.prm);
+}
+
+enum Dirs : unsigned { fwd = 1, bwd_data = 2, bwd_weights = 4, bwd_bias = 8, all_dirs = 15 };
+
+// The chosen directions of the fast kernels against the 50-digit reference, within the bound.
+template <class T>
+void check_against_reference(const ConvCase& cc, unsigned dirs = all_dirs) {
+  const Conv2dGeom g = geom_of(cc);
   std::mt19937 rng(static_cast<unsigned>(g.x_shape().numel() * 31 + g.k));
   const auto x = random_tensor<T>(g.x_shape(), rng);
   const auto w = random_tensor<T>(g.w_shape(), rng);
@@ -107,19 +117,114 @@ void check_against_reference(const ConvCase& cc) {
   const std::string what = std::string(ScalarTraits<T>::name) + " " + g.str();
   const double pq_terms = double(g.n * g.p * g.q);
 
-  expect_within(fast::conv2d_forward(g, x, w, bp),
-                ref::conv2d_forward<f50>(g, x50, w50, cc.bias ? &b50 : nullptr),
-                ref::conv2d_forward<double>(g, xa, wa, cc.bias ? &ba : nullptr),
-                double(g.c_per_group() * g.r * g.s + 1), "forward " + what);
-  expect_within(fast::conv2d_backward_data(g, dy, w), ref::conv2d_backward_data<f50>(g, dy50, w50),
-                ref::conv2d_backward_data<double>(g, dya, wa),
-                double(g.k_per_group() * g.r * g.s), "backward_data " + what);
-  expect_within(fast::conv2d_backward_weights(g, x, dy),
-                ref::conv2d_backward_weights<f50>(g, x50, dy50),
-                ref::conv2d_backward_weights<double>(g, xa, dya), pq_terms,
-                "backward_weights " + what);
-  expect_within(fast::conv2d_backward_bias(g, dy), ref::conv2d_backward_bias<f50>(g, dy50),
-                ref::conv2d_backward_bias<double>(g, dya), pq_terms, "backward_bias " + what);
+  if (dirs & fwd)
+    expect_within(fast::conv2d_forward(g, x, w, bp),
+                  ref::conv2d_forward<f50>(g, x50, w50, cc.bias ? &b50 : nullptr),
+                  ref::conv2d_forward<double>(g, xa, wa, cc.bias ? &ba : nullptr),
+                  double(g.c_per_group() * g.r * g.s + 1), "forward " + what);
+  if (dirs & bwd_data)
+    expect_within(fast::conv2d_backward_data(g, dy, w),
+                  ref::conv2d_backward_data<f50>(g, dy50, w50),
+                  ref::conv2d_backward_data<double>(g, dya, wa),
+                  double(g.k_per_group() * g.r * g.s), "backward_data " + what);
+  if (dirs & bwd_weights)
+    expect_within(fast::conv2d_backward_weights(g, x, dy),
+                  ref::conv2d_backward_weights<f50>(g, x50, dy50),
+                  ref::conv2d_backward_weights<double>(g, xa, dya), pq_terms,
+                  "backward_weights " + what);
+  if (dirs & bwd_bias)
+    expect_within(fast::conv2d_backward_bias(g, dy), ref::conv2d_backward_bias<f50>(g, dy50),
+                  ref::conv2d_backward_bias<double>(g, dya), pq_terms, "backward_bias " + what);
+}
+
+// Shapes that reach the paths of the fast conv2d not reached by small_cases, each with the
+// path its forward / backward-data / backward-weights take on an AVX-512 CPU in float
+// (conv2d_plan; k*v is k equal items v; EveryNamedPathIsTakenOnAvx512 checks these names).
+// Only the directions listed in `dirs` are checked against 50 digits (to keep f50 cheap).
+struct PathCase {
+  ConvCase cc;
+  unsigned dirs;
+  const char *fwd_plan, *bwd_data_plan, *bwd_weights_plan;
+};
+
+std::vector<PathCase> path_cases() {
+  const Conv2dParams plain{{1, 1}, {0, 0}, {1, 1}, 1};
+  return {
+      // batch layout chosen by the shape (a batch of small images, 150 taps): full groups of
+      // 16 (float) / 8 (double) images; the output transposes by whole 16 x 16 blocks
+      {{16, 6, 9, 9, 16, 5, 5, plain, true}, all_dirs,
+       "lowered-batch panels=2*8 tile=2*3", "lowered-batch panels=6 tile=4",
+       "lowered-batch panels=4*4 tap_tiles=4*25x6 runs=1"},
+      // rows 20 wide, backward-data with three panel rows (tiles of 8 pixels)
+      {{16, 3, 6, 20, 8, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true}, bwd_data,
+       "lowered-batch panels=8 tile=3", "lowered-batch panels=3 tile=8",
+       "lowered-batch panels=2*4 tap_tiles=2*5x6 runs=1"},
+      // backward-weights reduction cut into two runs of 48 images (added in run order)
+      {{96, 2, 27, 27, 2, 2, 2, plain, false}, bwd_weights,
+       "lowered-pixels panels=2 tile=8", "lowered-pixels panels=2 tile=8",
+       "lowered-pixels panels=2 tap_tiles=1x8 runs=2"},
+      // backward-data of a pad-0 convolution: dy padded by 4 on every side, tiles skip the
+      // kernel rows that only see that padding
+      {{2, 6, 14, 14, 16, 5, 5, plain, true}, bwd_data,
+       "lowered-pixels panels=2*8 tile=2*3", "lowered-pixels panels=6 tile=4",
+       "lowered-pixels panels=4*4 tap_tiles=4*25x6 runs=1"},
+      // backward-data with pad > dilation*(kernel-1): dy is cropped, not padded (1x1 kernel)
+      {{2, 3, 9, 10, 4, 1, 1, {{1, 1}, {1, 2}, {1, 1}, 1}, true}, all_dirs,
+       "lowered-pixels panels=4 tile=6", "lowered-pixels panels=3 tile=8",
+       "lowered-pixels panels=4 tap_tiles=1x6 runs=1"},
+      {{1, 2, 6, 7, 3, 2, 2, {{1, 1}, {2, 3}, {1, 1}, 1}, false}, bwd_data,
+       "lowered-pixels panels=3 tile=8", "lowered-pixels panels=2 tile=8",
+       "lowered-pixels panels=3 tap_tiles=1x8 runs=1"},
+      // dilation 2 with stride 1: backward-data lowered with dilated flipped taps
+      {{2, 3, 9, 9, 4, 3, 3, {{1, 1}, {2, 2}, {2, 2}, 1}, true}, all_dirs,
+       "lowered-pixels panels=4 tile=6", "lowered-pixels panels=3 tile=8",
+       "lowered-pixels panels=4 tap_tiles=5x6 runs=1"},
+      // groups 3 with stride 1: every direction lowered per group
+      {{2, 6, 7, 7, 9, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 3}, true}, all_dirs,
+       "lowered-pixels panels=3 tile=8", "lowered-pixels panels=2 tile=8",
+       "lowered-pixels panels=3 tap_tiles=3x8 runs=1"},
+      // stride 2 and a full group of 16 images: the phase images of the batch layout are
+      // gathered from the transposed planes
+      {{16, 2, 9, 10, 3, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, true}, fwd | bwd_weights,
+       "lowered-batch panels=3 tile=8", "col2im",
+       "lowered-batch panels=3 tap_tiles=3x8 runs=1"},
+  };
+}
+
+TEST(FastConv2d, PathCasesAgreeWithFiftyDigitReferenceWithinDerivedBound) {
+  for (const auto& pc : path_cases()) {
+    check_against_reference<float>(pc.cc, pc.dirs);
+    check_against_reference<double>(pc.cc, pc.dirs);
+  }
+}
+
+// The names beside small_cases and path_cases are the paths really taken (on AVX-512 only: the
+// tiles and the layouts' costs depend on the vector width).
+TEST(FastConv2d, EveryNamedPathIsTakenOnAvx512) {
+  if (std::string(fast::isa()) != "avx512") GTEST_SKIP() << "tiles named for AVX-512";
+  using D = fast::Conv2dDirection;
+  for (const auto& pc : path_cases()) {
+    const Conv2dGeom g = geom_of(pc.cc);
+    EXPECT_EQ(fast::conv2d_plan<float>(g, D::forward), pc.fwd_plan) << g.str();
+    EXPECT_EQ(fast::conv2d_plan<float>(g, D::backward_data), pc.bwd_data_plan) << g.str();
+    EXPECT_EQ(fast::conv2d_plan<float>(g, D::backward_weights), pc.bwd_weights_plan) << g.str();
+  }
+  // small_cases: the tutorial's tiny shape runs direct loops, strided backward-data col2im,
+  // the stem-like shape two panels of different widths (7 + 6 rows, forward; 3 + 3 + 3 + 4
+  // backward-weights, whose tap tiles differ: 8 and 6 taps), everything else "pixels".
+  const auto small = small_cases();
+  EXPECT_EQ(fast::conv2d_plan<float>(geom_of(small[0]), D::forward), "direct");
+  EXPECT_EQ(fast::conv2d_plan<float>(geom_of(small[2]), D::backward_data), "col2im");
+  EXPECT_EQ(fast::conv2d_plan<float>(geom_of(small[8]), D::forward),
+            "lowered-pixels panels=6+7 tile=4+3");
+  EXPECT_EQ(fast::conv2d_plan<float>(geom_of(small[8]), D::backward_weights),
+            "lowered-pixels panels=3*3+4 tap_tiles=3*19x8+25x6 runs=1");
+  for (std::size_t i = 1; i < small.size(); ++i)
+    for (D d : {D::forward, D::backward_data, D::backward_weights}) {
+      const std::string path = fast::conv2d_path<float>(geom_of(small[i]), d);
+      EXPECT_TRUE(path == "lowered-pixels" || path == "col2im" || path == "direct")
+          << path << " " << geom_of(small[i]).str();
+    }
 }
 
 // The instruction sets this CPU can run; "best" first.
@@ -144,6 +249,66 @@ TEST(FastConv2d, DoubleAgreesWithFiftyDigitReferenceWithinDerivedBound) {
   for (const auto& cc : small_cases()) check_against_reference<double>(cc);
 }
 
+// Restores the shape's own choice of layout when a test returns or fails.
+struct TierGuard {
+  ~TierGuard() { fast::set_conv2d_tier("auto"); }
+};
+
+// Each small case through both layouts of the lowered convolution (the shapes' own choice is
+// "pixels" for all of them; forced into "batch", their 1 to 3 images fill one partial group of
+// lanes, the rest zeros), and the path cases (full groups of 16 images among them).
+TEST(FastConv2d, BothLoweringTiersAgreeWithFiftyDigitReferenceWithinDerivedBound) {
+  TierGuard restore;
+  for (const char* tier : {"pixels", "batch"}) {
+    SCOPED_TRACE(tier);
+    fast::set_conv2d_tier(tier);
+    for (const auto& cc : small_cases()) {
+      check_against_reference<float>(cc);
+      check_against_reference<double>(cc);
+    }
+    for (const auto& pc : path_cases()) {
+      check_against_reference<float>(pc.cc, pc.dirs);
+      check_against_reference<double>(pc.cc, pc.dirs);
+    }
+  }
+}
+
+// Forward and backward-data sum each output as one multiply-add chain over the taps in order,
+// in either layout: the same numbers (only the sign of an exact zero may differ, where one
+// layout's tile adds a product with padding that the other's skips; == ignores that sign).
+template <class T>
+void check_tiers_agree(const ConvCase& cc) {
+  const Conv2dGeom g = geom_of(cc);
+  std::mt19937 rng(11);
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const Tensor<T>* bp = cc.bias ? &b : nullptr;
+  TierGuard restore;
+  fast::set_conv2d_tier("pixels");
+  const auto y1 = fast::conv2d_forward(g, x, w, bp);
+  const auto dx1 = fast::conv2d_backward_data(g, dy, w);
+  fast::set_conv2d_tier("batch");
+  const auto y2 = fast::conv2d_forward(g, x, w, bp);
+  const auto dx2 = fast::conv2d_backward_data(g, dy, w);
+  for (index_t i = 0; i < y1.numel(); ++i)
+    ASSERT_TRUE(y1[i] == y2[i]) << "forward element " << i << " " << g.str();
+  for (index_t i = 0; i < dx1.numel(); ++i)
+    ASSERT_TRUE(dx1[i] == dx2[i]) << "backward_data element " << i << " " << g.str();
+}
+
+TEST(FastConv2d, BothTiersGiveTheSameForwardAndBackwardDataNumbers) {
+  for (const auto& cc : small_cases()) {
+    check_tiers_agree<float>(cc);
+    check_tiers_agree<double>(cc);
+  }
+  for (const auto& pc : path_cases()) {
+    check_tiers_agree<float>(pc.cc);
+    check_tiers_agree<double>(pc.cc);
+  }
+}
+
 TEST(FastConv2d, EveryOtherInstructionSetAgreesWithReferenceWithinDerivedBound) {
   const auto isas = available_isas();
   for (std::size_t i = 1; i < isas.size(); ++i) {  // isas[0], the best, is tested above
@@ -154,14 +319,12 @@ TEST(FastConv2d, EveryOtherInstructionSetAgreesWithReferenceWithinDerivedBound) 
       check_against_reference<float>(cc);
       check_against_reference<double>(cc);
     }
+    for (const auto& pc : path_cases()) {
+      check_against_reference<float>(pc.cc, pc.dirs);
+      check_against_reference<double>(pc.cc, pc.dirs);
+    }
   }
   fast::set_isa("best");
-}
-
-template <class T>
-bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
-  return a.shape() == b.shape() &&
-         std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.numel())) == 0;
 }
 
 template <class T>
@@ -196,42 +359,76 @@ void check_thread_determinism(const ConvCase& cc) {
 
 std::vector<ConvCase> determinism_cases() {
   auto cases = small_cases();
-  // Shapes with many tasks per direction (several pixel blocks, k blocks, (c,r,s) blocks and
-  // reduction chunks) and over 1e6 flops, so that threads really split the work (smaller
-  // calls run on one thread).
+  for (const auto& pc : path_cases()) cases.push_back(pc.cc);
+  // Shapes with many tasks per direction and over 1e6 flops, so that threads really split the
+  // work (smaller calls run on one thread), in both layouts of the lowered convolution
   cases.push_back({3, 16, 40, 36, 24, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, true});
   cases.push_back({2, 12, 23, 29, 80, 3, 5, {{2, 1}, {1, 2}, {1, 1}, 2}, true});
   cases.push_back({2, 96, 9, 9, 70, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, false});
+  // LeNet conv2 at batch 32: the batch layout in every direction (AVX-512)
+  cases.push_back({32, 6, 14, 14, 16, 5, 5, {{1, 1}, {0, 0}, {1, 1}, 1}, true});
+  // LeNet conv1 at batch 64: backward-weights in 2 runs of 2 groups of 16 images (AVX-512)
+  cases.push_back({64, 1, 28, 28, 6, 5, 5, {{1, 1}, {2, 2}, {1, 1}, 1}, true});
   return cases;
 }
 
 TEST(FastConv2d, FloatResultsAreBitwiseIdenticalForOneToFourThreads) {
-  for (const auto& cc : determinism_cases()) check_thread_determinism<float>(cc);
+  TierGuard restore;
+  for (const char* tier : {"auto", "pixels", "batch"}) {
+    SCOPED_TRACE(tier);
+    fast::set_conv2d_tier(tier);
+    for (const auto& cc : determinism_cases()) check_thread_determinism<float>(cc);
+  }
 }
 
 TEST(FastConv2d, DoubleResultsAreBitwiseIdenticalForOneToFourThreads) {
-  for (const auto& cc : determinism_cases()) check_thread_determinism<double>(cc);
+  TierGuard restore;
+  for (const char* tier : {"auto", "pixels", "batch"}) {
+    SCOPED_TRACE(tier);
+    fast::set_conv2d_tier(tier);
+    for (const auto& cc : determinism_cases()) check_thread_determinism<double>(cc);
+  }
 }
 
-TEST(FastConv2d, IntoVariantsReshapeTheBufferAndReuseItToTheSameBits) {
-  const Shape bs{6};
-  const Conv2dGeom g = make_conv2d_geom(Shape{2, 3, 9, 8}, Shape{6, 3, 3, 3}, &bs, Conv2dParams{});
+// *_into reshape a buffer of another shape and overwrite a dirty one of the right shape (a
+// training loop's reused buffers), in both layouts and on the direct, col2im paths too.
+template <class T>
+void check_into(const ConvCase& cc) {
+  const Conv2dGeom g = geom_of(cc);
   std::mt19937 rng(3);
-  const auto x = random_tensor<float>(g.x_shape(), rng);
-  const auto w = random_tensor<float>(g.w_shape(), rng);
-  const auto b = random_tensor<float>(g.b_shape(), rng);
-  const auto dy = random_tensor<float>(g.y_shape(), rng);
-  Tensor<float> y(Shape{5}, 123.0f), dx, dw(Shape{1, 1}), db;
+  const auto x = random_tensor<T>(g.x_shape(), rng);
+  const auto w = random_tensor<T>(g.w_shape(), rng);
+  const auto b = random_tensor<T>(g.b_shape(), rng);
+  const auto dy = random_tensor<T>(g.y_shape(), rng);
+  const Tensor<T>* bp = cc.bias ? &b : nullptr;
+  Tensor<T> y(Shape{5}, T(123)), dx, dw(Shape{1, 1}), db;
   for (int round = 0; round < 2; ++round) {  // the second round reuses dirty buffers
-    fast::conv2d_forward_into(g, x, w, &b, y);
+    fast::conv2d_forward_into(g, x, w, bp, y);
     fast::conv2d_backward_data_into(g, dy, w, dx);
     fast::conv2d_backward_weights_into(g, x, dy, dw);
     fast::conv2d_backward_bias_into(g, dy, db);
-    EXPECT_TRUE(same_bits(y, fast::conv2d_forward(g, x, w, &b)));
-    EXPECT_TRUE(same_bits(dx, fast::conv2d_backward_data(g, dy, w)));
-    EXPECT_TRUE(same_bits(dw, fast::conv2d_backward_weights(g, x, dy)));
-    EXPECT_TRUE(same_bits(db, fast::conv2d_backward_bias(g, dy)));
+    EXPECT_TRUE(same_bits(y, fast::conv2d_forward(g, x, w, bp))) << g.str();
+    EXPECT_TRUE(same_bits(dx, fast::conv2d_backward_data(g, dy, w))) << g.str();
+    EXPECT_TRUE(same_bits(dw, fast::conv2d_backward_weights(g, x, dy))) << g.str();
+    EXPECT_TRUE(same_bits(db, fast::conv2d_backward_bias(g, dy))) << g.str();
+    for (auto* t : {&y, &dx, &dw, &db}) t->fill(std::numeric_limits<T>::quiet_NaN());
   }
+}
+
+TEST(FastConv2d, IntoVariantsReshapeTheBufferAndReuseItToTheSameBits) {
+  TierGuard restore;
+  for (const char* tier : {"pixels", "batch"}) {
+    SCOPED_TRACE(tier);
+    fast::set_conv2d_tier(tier);
+    for (const auto& cc : small_cases()) {
+      check_into<float>(cc);
+      check_into<double>(cc);
+    }
+  }
+}
+
+TEST(FastConv2d, SetConv2dTierRejectsAnUnknownName) {
+  EXPECT_THROW(fast::set_conv2d_tier("blocked"), std::invalid_argument);
 }
 
 TEST(FastConv2d, SetIsaRejectsAnUnknownName) {
@@ -361,24 +558,40 @@ TEST(FastPool2d, EqualsReferenceBitwiseIncludingTies) {
     }
 }
 
-TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {
-  // Large enough (> 1e6 window elements) that the kernels run it in parallel.
-  const Pool2dGeom g = make_pool2d_geom(Shape{8, 16, 64, 62}, {{3, 3}, {2, 2}, {1, 1}}, "pool");
-  std::mt19937 rng(9);
-  const auto x = random_tensor<float>(g.x_shape(), rng);
-  const auto dy = random_tensor<float>(g.y_shape(), rng);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto y1 = fast::max_pool2d_forward(g, x), dx1 = fast::max_pool2d_backward(g, x, dy);
-  const auto a1 = fast::avg_pool2d_forward(g, x), da1 = fast::avg_pool2d_backward(g, dy);
-  for (int threads : {2, 3, 4}) {
-    omp_set_num_threads(threads);
-    EXPECT_TRUE(same_bits(y1, fast::max_pool2d_forward(g, x))) << threads;
-    EXPECT_TRUE(same_bits(dx1, fast::max_pool2d_backward(g, x, dy))) << threads;
-    EXPECT_TRUE(same_bits(a1, fast::avg_pool2d_forward(g, x))) << threads;
-    EXPECT_TRUE(same_bits(da1, fast::avg_pool2d_backward(g, dy))) << threads;
+TEST(FastPool2d, TwoByTwoVectorPathEqualsReferenceBitwise) {
+  // 2x2 / stride 2 / no padding takes vectors of 16 (float) or 8 (double) windows: 37 columns
+  // give 18 windows a row (a vector of 16 and a short block of 2 through zero-padded copies in
+  // float, 2 vectors + 2 in double) and leave column 36 and row 8 to no window (their dx is 0);
+  // pool_cases' 8-column planes take the short block alone
+  const Pool2dParams prm{{2, 2}, {2, 2}, {0, 0}};
+  for (bool ties : {false, true}) {
+    check_pool<float>(prm, Shape{2, 3, 9, 37}, ties);
+    check_pool<double>(prm, Shape{2, 3, 9, 37}, ties);
+    check_pool<float>(prm, Shape{1, 2, 4, 64}, ties);  // whole vectors only
   }
-  omp_set_num_threads(saved);
+}
+
+TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {
+  // Large enough (> 1e6 window elements) that the kernels run it in parallel; the general
+  // windows and the 2x2 vector path.
+  test::ThreadsGuard restore;
+  for (const Pool2dParams& prm :
+       {Pool2dParams{{3, 3}, {2, 2}, {1, 1}}, Pool2dParams{{2, 2}, {2, 2}, {0, 0}}}) {
+    const Pool2dGeom g = make_pool2d_geom(Shape{8, 16, 64, 62}, prm, "pool");
+    std::mt19937 rng(9);
+    const auto x = random_tensor<float>(g.x_shape(), rng);
+    const auto dy = random_tensor<float>(g.y_shape(), rng);
+    omp_set_num_threads(1);
+    const auto y1 = fast::max_pool2d_forward(g, x), dx1 = fast::max_pool2d_backward(g, x, dy);
+    const auto a1 = fast::avg_pool2d_forward(g, x), da1 = fast::avg_pool2d_backward(g, dy);
+    for (int threads : {2, 3, 4}) {
+      omp_set_num_threads(threads);
+      EXPECT_TRUE(same_bits(y1, fast::max_pool2d_forward(g, x))) << threads << " " << g.str();
+      EXPECT_TRUE(same_bits(dx1, fast::max_pool2d_backward(g, x, dy))) << threads;
+      EXPECT_TRUE(same_bits(a1, fast::avg_pool2d_forward(g, x))) << threads;
+      EXPECT_TRUE(same_bits(da1, fast::avg_pool2d_backward(g, dy))) << threads;
+    }
+  }
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 // correct kernel in T is inside it by construction (Higham eq. 3.5, any summation order).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
@@ -427,6 +429,318 @@ TEST(RawOracle, GeneratedInputsAreSeededAndInRange) {
   EXPECT_NE(a, oracle::oracle_values<float>(1000, 7, 1));
   for (float v : a) EXPECT_TRUE(v >= -1 && v < 1);
   for (double v : oracle::oracle_values<double>(1000, 7, 4)) EXPECT_TRUE(v >= 1 && v < 2);
+}
+
+// ---------------------------------------------------------------- the derived bound, both sides
+// Every check judges element i by |actual - exact| <= gamma_T(K) * S_i (raw.hpp), K per
+// direction: forward C/G*R*S + 1 (bias), backward-data K/G*R*S, backward-weights and -bias
+// N*P*Q; accumulate mode one more (the final "+=") with S_i + |P_i| (P the prefill). The
+// kernels below compute the exact result from the buffers they are given (50-digit reference,
+// rounded once to T), and at one element write the T value just below or just above
+// exact + bound, the bound recomputed here from that formula (gamma(K) = K u / (1 - K u)). Just
+// below must pass, just above must fail at exactly that element; a bound loosened by any
+// factor above 1 + ulp / bound (K off by one, K*R*S instead of K/G*R*S for groups = 2, ...)
+// lets the second through.
+namespace bounds {
+
+enum class Dir { forward, backward_data, backward_weights, backward_bias };
+
+double gamma_of(double k, double u) { return k * u / (1 - k * u); }
+
+Tensor<f50> abs50(const Tensor<f50>& t) {
+  return map(t, [](const f50& v) { return f50(abs(v)); });
+}
+template <class T>
+Tensor<f50> from_buffer(const T* p, const Shape& s) {
+  Tensor<f50> t(s);
+  for (index_t i = 0; i < t.numel(); ++i) t[i] = f50(p[i]);
+  return t;
+}
+template <class T>
+T round_once(const f50& v) {
+  if constexpr (std::is_same_v<T, float>)
+    return io::round_to_float(v);
+  else
+    return io::round_to_double(v);
+}
+// The largest T <= b, and the smallest T > b.
+template <class T>
+T at_most(const f50& b) {
+  T t = round_once<T>(b);
+  while (f50(t) > b) t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  return t;
+}
+template <class T>
+T above(const f50& b) {
+  T t = round_once<T>(b);
+  while (f50(t) <= b) t = std::nextafter(t, std::numeric_limits<T>::infinity());
+  return t;
+}
+
+// What a placing kernel did (kept across the oracle's calls of it).
+struct Placement {
+  bool above = false;   // the placed error just above the bound (else at most the bound)
+  index_t at = -1;      // the element
+  double allowed = 0;   // the bound there, as computed here
+  double ratio = 0;     // the placed error / allowed
+};
+
+// out = exact (or out += exact when accumulating), rounded once, except element pl.at (chosen
+// on the first call: where the T grid is finest relative to the bound), placed next to the
+// bound.
+template <class T>
+void place(T* out, const Tensor<f50>& exact, const Tensor<f50>& s, index_t k, bool accumulate,
+           Placement& pl) {
+  const double u = ScalarTraits<T>::unit_roundoff();
+  const index_t n = exact.numel();
+  std::vector<f50> value(static_cast<std::size_t>(n));
+  std::vector<double> allowed(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) {
+    const f50 base = accumulate ? f50(out[i]) : f50(0);
+    value[std::size_t(i)] = base + exact[i];
+    // as raw.hpp: gamma(K) * S, S rounded to double (accumulate: K + 1 and S + |P|)
+    const double mass = static_cast<double>(s[i] + abs(base));
+    allowed[std::size_t(i)] = gamma_of(double(accumulate ? k + 1 : k), u) * mass;
+  }
+  // (a NaN-filled buffer, accumulated into, stays NaN: nothing to place on that call)
+  if (pl.at < 0) {
+    double best = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const T v = round_once<T>(value[std::size_t(i)]);
+      const double ulp = double(std::nextafter(v, std::numeric_limits<T>::infinity()) - v);
+      const double fine = allowed[std::size_t(i)] / ulp;
+      if (exact[i] != 0 && std::isfinite(fine) && fine > best) best = fine, pl.at = i;
+    }
+  }
+  for (index_t i = 0; i < n; ++i) out[i] = round_once<T>(value[std::size_t(i)]);
+  if (pl.at < 0 || !std::isfinite(allowed[std::size_t(pl.at)])) return;
+  const std::size_t a = std::size_t(pl.at);
+  const f50 bound = value[a] + f50(allowed[a]);
+  out[pl.at] = pl.above ? above<T>(bound) : at_most<T>(bound);
+  pl.allowed = allowed[a];
+  pl.ratio = static_cast<double>(abs(f50(out[pl.at]) - value[a])) / allowed[a];
+}
+
+// The exact result of a direction from its input buffers (NCHW, as the problem says), and S.
+struct Exact {
+  Tensor<f50> value, s;
+  index_t k = 0;
+};
+Exact exact_forward(const Conv2dGeom& g, const Tensor<f50>& x, const Tensor<f50>& w,
+                    const Tensor<f50>& b) {
+  const Tensor<f50> ab = abs50(b);
+  return {ref::conv2d_forward(g, x, w, &b), ref::conv2d_forward(g, abs50(x), abs50(w), &ab),
+          g.c_per_group() * g.r * g.s + 1};
+}
+
+// Runs the check of `dir` on problem() (NCHW, groups 2) with a kernel that declares `mode`
+// and behaves as `accumulates` says, placing one error next to the bound.
+template <class T>
+OracleReport run_placed(Dir dir, GradMode mode, bool accumulates, Placement& pl) {
+  const Conv2dProblem pr = problem(Layout::nchw);
+  const Shape bs{pr.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(pr.x, pr.w, &bs, pr.params);
+  const index_t npq = g.n * g.p * g.q;
+  OracleOptions opt;
+  opt.grad_mode = mode;
+  switch (dir) {
+    case Dir::forward:
+      return oracle::check_conv2d_forward<T>(
+          pr, [&](const T* x, const T* w, const T* b, T* y) {
+            const Exact e = exact_forward(g, from_buffer(x, g.x_shape()),
+                                          from_buffer(w, g.w_shape()), from_buffer(b, bs));
+            place(y, e.value, e.s, e.k, false, pl);
+          });
+    case Dir::backward_data:
+      return oracle::check_conv2d_backward_data<T>(
+          pr,
+          [&](const T* dy, const T* w, T* dx) {
+            const Tensor<f50> d = from_buffer(dy, g.y_shape()), wt = from_buffer(w, g.w_shape());
+            place(dx, ref::conv2d_backward_data(g, d, wt),
+                  ref::conv2d_backward_data(g, abs50(d), abs50(wt)),
+                  g.k_per_group() * g.r * g.s, accumulates, pl);
+          },
+          opt);
+    case Dir::backward_weights:
+      return oracle::check_conv2d_backward_weights<T>(
+          pr,
+          [&](const T* x, const T* dy, T* dw) {
+            const Tensor<f50> xs = from_buffer(x, g.x_shape()), d = from_buffer(dy, g.y_shape());
+            place(dw, ref::conv2d_backward_weights(g, xs, d),
+                  ref::conv2d_backward_weights(g, abs50(xs), abs50(d)), npq, accumulates, pl);
+          },
+          opt);
+    case Dir::backward_bias:
+      return oracle::check_conv2d_backward_bias<T>(
+          pr,
+          [&](const T* dy, T* db) {
+            const Tensor<f50> d = from_buffer(dy, g.y_shape());
+            place(db, ref::conv2d_backward_bias(g, d), ref::conv2d_backward_bias(g, abs50(d)),
+                  npq, accumulates, pl);
+          },
+          opt);
+  }
+  return {};
+}
+
+const char* dir_name(Dir d) {
+  switch (d) {
+    case Dir::forward: return "forward";
+    case Dir::backward_data: return "backward_data";
+    case Dir::backward_weights: return "backward_weights";
+    case Dir::backward_bias: return "backward_bias";
+  }
+  return "";
+}
+
+template <class T>
+void expect_bound_is_tight(Dir dir, GradMode mode) {
+  const bool acc = mode == GradMode::accumulate;
+  SCOPED_TRACE(std::string(dir_name(dir)) + " " + ScalarTraits<T>::name + " " +
+               oracle::grad_mode_name(mode));
+  Placement below, over;
+  over.above = true;
+  const OracleReport pass = run_placed<T>(dir, mode, acc, below);
+  const OracleReport fail = run_placed<T>(dir, mode, acc, over);
+  ASSERT_GE(below.at, 0);
+  ASSERT_EQ(below.at, over.at);
+  // The placement is as close to the bound as T allows, and on the intended side.
+  EXPECT_LE(below.ratio, 1.0);
+  EXPECT_GT(below.ratio, 0.75);
+  EXPECT_GT(over.ratio, 1.0);
+  EXPECT_LT(over.ratio, 1.25);
+  EXPECT_TRUE(pass.passed()) << printed(pass);
+  EXPECT_FALSE(fail.passed());
+  EXPECT_EQ(fail.failing, 1) << printed(fail);
+  ASSERT_TRUE(fail.worst_ratio_index.has_value());
+  EXPECT_EQ(*fail.worst_ratio_index, over.at);
+  EXPECT_GT(fail.max_ratio, 1.0);
+  EXPECT_NEAR(fail.max_ratio, over.ratio, 1e-6 * over.ratio);
+  EXPECT_NEAR(pass.max_ratio, below.ratio, 1e-6);  // the placed element is the worst
+}
+
+}  // namespace bounds
+
+TEST(RawOracleBound, ForwardFailsJustAboveTheDerivedBoundAndPassesJustBelow) {
+  bounds::expect_bound_is_tight<float>(bounds::Dir::forward, GradMode::overwrite);
+  bounds::expect_bound_is_tight<double>(bounds::Dir::forward, GradMode::overwrite);
+}
+
+// Groups 2: K = K/G*R*S = 3*3*2 = 18, not K*R*S = 36 (a bound `groups` times looser fails
+// this test).
+TEST(RawOracleBound, GroupedBackwardDataFailsJustAboveTheDerivedBoundAndPassesJustBelow) {
+  for (GradMode m : {GradMode::overwrite, GradMode::accumulate}) {
+    bounds::expect_bound_is_tight<float>(bounds::Dir::backward_data, m);
+    bounds::expect_bound_is_tight<double>(bounds::Dir::backward_data, m);
+  }
+}
+
+TEST(RawOracleBound, BackwardWeightsFailsJustAboveTheDerivedBoundAndPassesJustBelow) {
+  for (GradMode m : {GradMode::overwrite, GradMode::accumulate}) {
+    bounds::expect_bound_is_tight<float>(bounds::Dir::backward_weights, m);
+    bounds::expect_bound_is_tight<double>(bounds::Dir::backward_weights, m);
+  }
+}
+
+TEST(RawOracleBound, BackwardBiasFailsJustAboveTheDerivedBoundAndPassesJustBelow) {
+  for (GradMode m : {GradMode::overwrite, GradMode::accumulate}) {
+    bounds::expect_bound_is_tight<float>(bounds::Dir::backward_bias, m);
+    bounds::expect_bound_is_tight<double>(bounds::Dir::backward_bias, m);
+  }
+}
+
+// The guards label a failing element by what the kernel did, each with its own bound:
+//   declared overwrite, kernel accumulates: "accumulated" iff the prefilled call's element
+//     is within gamma(K+1) * (S + |P|) of P + exact (the NaN-filled call fails it anyway);
+//   declared accumulate, kernel overwrites: "overwritten" iff within gamma(K) * S of exact.
+// Just inside, the element is labelled; just outside it is only failing.
+TEST(RawOracleBound, AccumulatedLabelHoldsJustInsideItsBoundAndNotJustOutside) {
+  using bounds::Dir;
+  for (bool out : {false, true}) {
+    bounds::Placement pl;
+    pl.above = out;
+    const OracleReport r =
+        bounds::run_placed<double>(Dir::backward_weights, GradMode::overwrite, true, pl);
+    EXPECT_FALSE(r.passed());
+    const bool labelled = std::find(r.accumulated.begin(), r.accumulated.end(), pl.at) !=
+                          r.accumulated.end();
+    EXPECT_EQ(labelled, !out) << "ratio " << pl.ratio << "\n" << printed(r);
+    EXPECT_GT(pl.ratio, out ? 1.0 : 0.75);
+    EXPECT_LT(pl.ratio, out ? 1.25 : 1.0);
+    // every other element is a clean accumulation: labelled
+    EXPECT_EQ(static_cast<index_t>(r.accumulated.size()), r.numel - (out ? 1 : 0));
+  }
+}
+
+TEST(RawOracleBound, OverwrittenLabelHoldsJustInsideItsBoundAndNotJustOutside) {
+  using bounds::Dir;
+  for (bool out : {false, true}) {
+    bounds::Placement pl;
+    pl.above = out;
+    const OracleReport r =
+        bounds::run_placed<float>(Dir::backward_data, GradMode::accumulate, false, pl);
+    EXPECT_FALSE(r.passed());
+    const bool labelled = std::find(r.overwritten.begin(), r.overwritten.end(), pl.at) !=
+                          r.overwritten.end();
+    EXPECT_EQ(labelled, !out) << "ratio " << pl.ratio << "\n" << printed(r);
+    EXPECT_GT(pl.ratio, out ? 1.0 : 0.75);
+    EXPECT_LT(pl.ratio, out ? 1.25 : 1.0);
+  }
+}
+
+// A caller tolerance replaces the derived bound: atol alone, rtol alone (relative to the
+// expected value, the exact result rounded once to T) and max_ulps, each just inside and
+// just outside, at one element of an otherwise exact forward.
+TEST(RawOracleBound, CallerToleranceOptionsFailJustOutsideAndPassJustInside) {
+  const Conv2dProblem pr = problem(Layout::nchw);
+  const Shape bs{pr.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(pr.x, pr.w, &bs, pr.params);
+  const index_t at = 7;
+  // shift(e, y): the value written at `at` given the exact value e and its rounding y
+  auto run = [&](const gradcheck::CompareOptions& co, auto shift) {
+    OracleOptions opt;
+    opt.tolerance = co;
+    return oracle::check_conv2d_forward<double>(
+        pr,
+        [&](const double* x, const double* w, const double* b, double* y) {
+          const bounds::Exact e = bounds::exact_forward(g, bounds::from_buffer(x, g.x_shape()),
+                                                        bounds::from_buffer(w, g.w_shape()),
+                                                        bounds::from_buffer(b, bs));
+          for (index_t i = 0; i < e.value.numel(); ++i) y[i] = io::round_to_double(e.value[i]);
+          y[at] = shift(e.value[at], y[at]);
+        },
+        opt);
+  };
+  for (bool out : {false, true}) {
+    SCOPED_TRACE(out ? "just outside" : "just inside");
+    gradcheck::CompareOptions atol;
+    atol.atol = 1e-9;
+    const OracleReport ra = run(atol, [&](const f50& e, double) {
+      const f50 b = e + f50(1e-9);
+      return out ? bounds::above<double>(b) : bounds::at_most<double>(b);
+    });
+    EXPECT_EQ(ra.passed(), !out) << printed(ra);
+    gradcheck::CompareOptions rtol;
+    rtol.rtol = 1e-9;
+    const OracleReport rr = run(rtol, [&](const f50& e, double y) {
+      const f50 b = e + f50(1e-9 * std::fabs(y));  // relative to the expected value y
+      return out ? bounds::above<double>(b) : bounds::at_most<double>(b);
+    });
+    EXPECT_EQ(rr.passed(), !out) << printed(rr);
+    gradcheck::CompareOptions ulps;
+    ulps.max_ulps = 3;
+    const OracleReport ru = run(ulps, [&](const f50&, double y) {
+      for (int i = 0; i < (out ? 4 : 3); ++i) y = std::nextafter(y, INFINITY);
+      return y;
+    });
+    EXPECT_EQ(ru.passed(), !out) << printed(ru);
+    if (out) {
+      EXPECT_EQ(ra.failing, 1);
+      EXPECT_EQ(rr.failing, 1);
+      EXPECT_EQ(ru.failing, 1);
+      EXPECT_EQ(ru.max_ulp_error, 4u);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- generic gradcheck

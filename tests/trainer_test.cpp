@@ -22,25 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A Fashion-MNIST-shaped set of random pixels with random labels (no data files needed).
-data::Dataset random_images(index_t n, std::uint64_t seed) {
-  data::Dataset d;
-  d.name = "random images";
-  d.sample = {1, 28, 28};
-  d.size = n;
-  d.scale = 1.0 / 255;
-  d.mean = 0.5;
-  d.stddev = 0.25;
-  d.classes = 10;
-  Rng rng(seed);
-  for (index_t i = 0; i < n * 784; ++i) d.pixels.push_back(static_cast<std::uint8_t>(rng.below(256)));
-  for (index_t i = 0; i < n; ++i) d.labels.push_back(static_cast<index_t>(rng.below(10)));
-  return d;
-}
-
 struct Fixture {
   NetSpec spec = load_spec("lenet5");
-  data::Dataset data = random_images(96, 3);
+  data::Dataset data = data::make_random({1, 28, 28}, 96, 10, {}, 3);  // no data files needed
   train::OptimConfig optim{"sgd", 0.05, 0.9, 1e-4};
   train::TrainerOptions opt;
   Fixture() {

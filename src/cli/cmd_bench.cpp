@@ -1,7 +1,7 @@
 // tapegrad bench: times one kernel on one shape and thread count, prints median ms and GFLOP/s.
 //   tapegrad bench conv2d --shape N,C,H,W,K,R,S,stride,pad [--dir fwd|bwd_data|bwd_weights]
 //                         [--dtype float|double] [--threads T] [--impl fast|ref] [--repeat R]
-//                         [--isa best|avx512|avx2|generic] [--json]
+//                         [--isa best|avx512|avx2|generic] [--tier auto|pixels|batch] [--json]
 #include <omp.h>
 
 #include <algorithm>
@@ -30,6 +30,7 @@ struct BenchOptions {
   std::string dtype = "float";
   std::string impl = "fast";
   std::string isa = "best";
+  std::string tier = "auto";
   std::string threads;  // when given (threads_opt); else OpenMP's default
   CLI::Option* threads_opt = nullptr;
   std::string repeat = "5";
@@ -74,11 +75,19 @@ void check_memory(const Conv2dGeom& g, const BenchOptions& o, int threads) {
   // run's is still held.
   est.add("the output " + out.str(), n(out), o.impl == "fast" ? t : 2 * t, cause);
   if (o.impl == "fast") {
-    const std::uint64_t runs = o.dir == "bwd_weights" ? std::min<std::uint64_t>(32, g.n) : 0;
-    est.add("the packed weights and partial sums", n(g.w_shape()), (2 + runs) * t, cause);
-    const auto crs = static_cast<std::uint64_t>(g.c_per_group() * g.r * g.s);
-    est.add("per-thread lowered tiles", memory::mul_sat(crs, 512 * static_cast<std::uint64_t>(threads)),
-            2 * t, cause);
+    // the lowered convolution (src/kernels/conv2d_lowered.hpp): a padded, phase-split copy of
+    // its input (x, or dy for backward-data; backward-weights also lowers dy), batches
+    // rounded up to 16 images, and backward-weights' partial sums: up to 32 runs x 16 lanes
+    const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
+    const std::uint64_t images = u((g.n + 15) / 16 * 16);
+    const std::uint64_t plane = memory::mul_sat(u(g.h + 2 * g.prm.pad[0] + g.prm.dilation[0] * g.r),
+                                                u(g.w + 2 * g.prm.pad[1] + g.prm.dilation[1] * g.s));
+    const std::uint64_t copy = memory::mul_sat(memory::mul_sat(images, u(std::max(g.c, g.k))), plane);
+    est.add("the lowered input", copy, (o.dir == "bwd_weights" ? 2 : 1) * t, cause);
+    const std::uint64_t runs = o.dir == "bwd_weights" ? 32 * 16 : 0;
+    est.add("the packed weights and partial sums", n(g.w_shape()), (1 + runs) * t, cause);
+    est.add("per-thread output tiles", memory::mul_sat(8 * 24 * 16, static_cast<std::uint64_t>(threads)),
+            t, cause);
   }
   est.check();
 }
@@ -147,9 +156,16 @@ int run_bench(const BenchOptions& o) {
       !o.threads_opt->count() ? 0 : static_cast<int>(parse_int(o.threads, "--threads", 1, 4096));
   const Conv2dGeom g = parse_conv2d_shape(o.shape);
   fast::set_isa(o.isa);
+  fast::set_conv2d_tier(o.tier);
   if (requested > 0) omp_set_num_threads(requested);
   const int threads = omp_get_max_threads();
   check_memory(g, o, threads);
+  const auto dir = o.dir == "fwd"        ? fast::Conv2dDirection::forward
+                   : o.dir == "bwd_data" ? fast::Conv2dDirection::backward_data
+                                         : fast::Conv2dDirection::backward_weights;
+  const std::string path = o.impl != "fast"      ? "reference"
+                           : o.dtype == "float" ? fast::conv2d_plan<float>(g, dir)
+                                                : fast::conv2d_plan<double>(g, dir);
   Times t = o.dtype == "float" ? time_conv2d<float>(g, o, repeat)
                                : time_conv2d<double>(g, o, repeat);
   auto median_of = [](std::vector<double>& v) {
@@ -167,6 +183,7 @@ int run_bench(const BenchOptions& o) {
     nlohmann::json j{{"op", o.op},           {"dir", o.dir},
                      {"dtype", o.dtype},     {"impl", o.impl},
                      {"isa", fast::isa()},   {"threads", threads},
+                     {"path", path},
                      {"geometry", g.str()},  {"descriptor", g.descriptor()},
                      {"flops", g.flops()},   {"repeat", repeat},
                      {"median_ms", median},  {"min_ms", ms.front()},
@@ -175,7 +192,8 @@ int run_bench(const BenchOptions& o) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "conv2d " << o.dir << " " << o.dtype << " " << o.impl
-              << (o.impl == "fast" ? std::string(" (") + fast::isa() + ")" : std::string())
+              << (o.impl == "fast" ? std::string(" (") + fast::isa() + ", " + path + ")"
+                                   : std::string())
               << " threads=" << threads << "  " << g.str() << "\n"
               << std::fixed << std::setprecision(3) << "median " << median << " ms, min "
               << ms.front() << " ms over " << repeat << " runs, " << std::setprecision(1)
@@ -201,6 +219,8 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)");
   cmd->add_option("--isa", o->isa, "Instruction set of the fast kernels")
       ->check(CLI::IsMember({"best", "avx512", "avx2", "generic"}));
+  cmd->add_option("--tier", o->tier, "Layout of the lowered convolution (auto: the shape's choice)")
+      ->check(CLI::IsMember({"auto", "pixels", "batch"}));
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([&run, o] { run = [o] { return run_bench(*o); }; });
 }

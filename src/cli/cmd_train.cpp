@@ -33,14 +33,19 @@
 
 #include "common.hpp"
 #include "plot.hpp"
+#include "profile_report.hpp"
 #include "progress.hpp"
 #include "tapegrad/data/fashion_mnist.hpp"
 #include "tapegrad/data/synthetic.hpp"
 #include "tapegrad/io/atomic_file.hpp"
+#include "tapegrad/io/chrome_trace.hpp"
 #include "tapegrad/io/input_file.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
+#include "tapegrad/kernels/peak.hpp"
 #include "tapegrad/net/params.hpp"
 #include "tapegrad/net/spec.hpp"
+#include "tapegrad/tape/profile.hpp"
+#include "tapegrad/tape/profile_summary.hpp"
 #include "tapegrad/train/checkpoint.hpp"
 #include "tapegrad/train/trainer.hpp"
 
@@ -59,7 +64,9 @@ constexpr std::uint64_t max_spec_bytes = std::uint64_t{1} << 20;
 struct TrainArgs {
   std::string model, data, epochs, iterations, batch, optimizer, lr, momentum, weight_decay;
   std::string dtype, threads, seed, out, checkpoint_every, resume, init, shards, log_every;
-  std::string eval_every, train_size, test_size, progress = "auto";
+  std::string eval_every, train_size, test_size, progress = "auto", trace_steps = "20";
+  std::string weight_init;
+  bool profile = false;
   std::map<std::string, CLI::Option*> opt;  // to tell given options from defaults
   bool given(const std::string& name) const { return opt.at(name)->count() > 0; }
 };
@@ -69,10 +76,11 @@ struct Plan {
   train::Recipe recipe;
   std::string data_dir;  // fashion-mnist
   index_t epochs = 0, iterations = 0;  // one of them
-  index_t log_every = 1, eval_every = 0, checkpoint_every = 0, test_size = 0;
+  index_t log_every = 1, eval_every = 0, checkpoint_every = 0, test_size = 0, trace_steps = 20;
   int threads = 0;
   fs::path out;
   std::optional<fs::path> init;
+  Init weight_init = Init::pytorch;
 };
 
 std::string read_spec_text(const TrainArgs& a) {
@@ -215,6 +223,18 @@ Plan make_plan(const TrainArgs& a, std::optional<train::Checkpoint>& ck) {
   if (a.given("--train-size") && !ck)
     r.train_size = parse_int(a.train_size, "--train-size", 1, max_size_arg);
   if (a.given("--test-size")) p.test_size = parse_int(a.test_size, "--test-size", 1, max_size_arg);
+  if (a.given("--weight-init")) {
+    if (ck || p.init) throw BadInput("--weight-init applies to a fresh start (not with --resume or --init)");
+    try {
+      p.weight_init = parse_init(a.weight_init);
+    } catch (const std::invalid_argument& e) {
+      throw BadInput(std::string("--weight-init: ") + e.what());
+    }
+  }
+  if (a.given("--trace-steps")) {
+    if (!a.profile) throw BadInput("--trace-steps needs --profile");
+    p.trace_steps = parse_int(a.trace_steps, "--trace-steps", 0, 100000);
+  }
   if (a.given("--out")) check_path_arg(a.out, "--out");
   p.out = a.out.empty() ? fs::path("out") / fs::path(r.model_source).stem() : fs::path(a.out);
   return p;
@@ -286,7 +306,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     init = read_arg("--init", [&] { return train::load_init<T>(*p.init, spec); });
   } else {
     Rng rng(Rng::derive(r.seed, init_stream));
-    init = init_params<T>(spec, rng);
+    init = init_params<T>(spec, rng, p.weight_init);
   }
   train::TrainerOptions topt;
   topt.batch = r.batch;
@@ -342,8 +362,9 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   const auto t0 = clock::now();
   double train_seconds = 0;  // time in training steps only (not evaluation or output)
   index_t images_trained = 0;
-  std::vector<double> epoch_seconds;
+  std::vector<double> epoch_seconds, epoch_train_seconds;  // wall; training steps only
   auto epoch_start = clock::now();
+  double epoch_train0 = 0;
   // The interval being logged.
   double int_loss = 0;
   index_t int_images = 0, int_correct = 0;
@@ -351,6 +372,27 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   std::optional<train::Evaluation> last_eval;
   auto elapsed = [&] { return seconds0 + std::chrono::duration<double>(clock::now() - t0).count(); };
   auto write_metrics = [&] { io::write_file_atomic(p.out / "metrics.csv", metrics.csv()); };
+  // --profile: every step summarized; the first --trace-steps steps kept whole for trace.json.
+  const bool profiling = run.args.profile;
+  profile::Summary prof;
+  std::vector<profile::Span> trace;
+  const index_t traced_until = trainer.steps_done() + p.trace_steps;
+  if (profiling) profile::start({p.trace_steps > 0});
+  auto profile_after_step = [&](index_t step) {
+    if (!profiling) return;
+    const bool last = step == total;
+    if (step <= traced_until) {
+      if (step == traced_until || last) {
+        trace = profile::collect();
+        prof.add(profile::summarize(trace));
+        profile::clear();
+        profile::set_tracing(false);
+      }
+    } else if (step % 32 == 0 || last) {
+      prof.add(profile::summarize(profile::collect()));
+      profile::clear();
+    }
+  };
   auto evaluate = [&](index_t step, index_t epoch) {
     if (!test) return;
     last_eval = trainer.evaluate(*test);
@@ -365,6 +407,8 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     progress.line(buf);
   };
   while (trainer.steps_done() < total) {
+    if (profiling && trainer.steps_done() % per_epoch == 0)
+      profile::mark("epoch", std::to_string(trainer.epoch() + 1));
     const auto ts = clock::now();
     const train::StepRecord rec = trainer.step();
     train_seconds += std::chrono::duration<double>(clock::now() - ts).count();
@@ -389,9 +433,12 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     if (rec.step % p.eval_every == 0 || rec.step == total) evaluate(rec.step, rec.epoch);
     if (epoch_end) {
       epoch_seconds.push_back(std::chrono::duration<double>(clock::now() - epoch_start).count());
+      epoch_train_seconds.push_back(train_seconds - epoch_train0);
       epoch_start = clock::now();
+      epoch_train0 = train_seconds;
       if (per_epoch > 1) write_metrics();
     }
+    profile_after_step(rec.step);
     if (p.checkpoint_every > 0 && rec.step % p.checkpoint_every == 0) {
       char name[64];
       std::snprintf(name, sizeof name, "step-%07lld.npz", static_cast<long long>(rec.step));
@@ -403,6 +450,22 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   }
   progress.finish();
   const double total_seconds = elapsed();
+  nlohmann::json profile_summary;
+  if (profiling) {
+    profile::stop();
+    const int threads = omp_get_max_threads();
+    ProfileContext ctx{r.model_source + ", " + r.dtype + ", batch " + std::to_string(trainer.batch_size()),
+                       threads, fast::core_peak_gflops(r.dtype == "double") * threads};
+    progress.line(profile_table(prof, ctx));
+    profile_summary = profile_json(prof, ctx);
+    io::write_file_atomic(p.out / "profile.json", profile_summary.dump(2) + "\n");
+    if (!trace.empty()) {
+      io::write_chrome_trace(p.out / "trace.json", trace, "tapegrad train " + r.model_source);
+      progress.line("trace: " + (p.out / "trace.json").string() + " (the first " +
+                    std::to_string(std::min(p.trace_steps, total - (traced_until - p.trace_steps))) +
+                    " steps; open in chrome://tracing or ui.perfetto.dev)");
+    }
+  }
 
   // Outputs.
   write_metrics();
@@ -483,7 +546,11 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
       final_metrics.update({{"test_loss", last_eval->loss}, {"test_accuracy", last_eval->accuracy()}});
     summary["final"] = final_metrics;
     summary["seconds"] = {{"total", total_seconds}, {"training_steps", train_seconds}};
-    if (per_epoch > 1) summary["seconds"]["per_epoch"] = epoch_seconds;
+    if (per_epoch > 1) {
+      summary["seconds"]["per_epoch"] = epoch_seconds;  // wall, with evaluation and outputs
+      summary["seconds"]["training_per_epoch"] = epoch_train_seconds;  // the steps alone
+    }
+    if (profiling) summary["profile"] = profile_summary;
     summary["images_per_second"] = train_seconds > 0 ? static_cast<double>(images_trained) / train_seconds : 0;
     summary["versions"] = {{"tapegrad", TAPEGRAD_VERSION},
                            {"compiler", std::string("g++ ") + __VERSION__},
@@ -495,6 +562,8 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
                           {"logical_cpus", std::thread::hardware_concurrency()},
                           {"isa", fast::isa()}};
     std::vector<std::string> files{"metrics.csv", "summary.json", "weights.npz"};
+    if (profiling) files.push_back("profile.json");
+    if (!trace.empty()) files.push_back("trace.json");
     for (const auto& f : plots) files.push_back(f.filename().string());
     if (last_eval && !last_eval->confusion.empty()) files.push_back("confusion.csv");
     summary["outputs"] = files;
@@ -556,12 +625,16 @@ void register_train(CLI::App& app, Action& action) {
   add("--checkpoint-every", a->checkpoint_every, "write a checkpoint every N steps");
   add("--resume", a->resume, "continue from a checkpoint (bit for bit)");
   add("--init", a->init, "initial weights from an .npz (tapegrad or PyTorch names)");
+  add("--weight-init", a->weight_init, "pytorch | he: how fresh weights are drawn (default pytorch)");
   add("--shards", a->shards, "shards per batch, summed in a fixed order (default 1)");
   add("--log-every", a->log_every, "a metrics row every N steps (default 50; seed 1)");
   add("--eval-every", a->eval_every, "evaluate the test set every N steps (default: every epoch)");
   add("--train-size", a->train_size, "use the first N training samples only");
   add("--test-size", a->test_size, "use the first N test samples only");
   add("--progress", a->progress, "auto | bar | lines | none (default auto: a bar on a terminal)");
+  a->opt["--profile"] = cmd->add_flag("--profile", a->profile,
+                                      "per-op profile table, profile.json and trace.json");
+  add("--trace-steps", a->trace_steps, "with --profile: steps kept in trace.json (default 20)");
   a->opt["--progress"]->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   cmd->callback([a, &action] { action = [a] { return run(*a); }; });
 }

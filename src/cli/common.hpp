@@ -40,5 +40,7 @@ void register_compare(CLI::App& app, Action& run);
 void register_check(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
 void register_train(CLI::App& app, Action& run);
+void register_peak(CLI::App& app, Action& run);
+void register_scale(CLI::App& app, Action& run);
 
 }  // namespace tapegrad::cli

@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
   register_check(app, run);
   register_bench(app, run);
   register_train(app, run);
+  register_peak(app, run);
+  register_scale(app, run);
   try {
     if (const auto sub = unknown_subcommand(argc, argv, app))
       return error("unknown command " + quote(*sub) + "; expected one of " +

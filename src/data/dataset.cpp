@@ -83,4 +83,27 @@ Dataset make_synthetic(index_t count, std::uint64_t seed, std::string name) {
   return d;
 }
 
+Dataset make_random(const std::vector<index_t>& sample, index_t n, index_t classes,
+                    const std::vector<index_t>& target_sample, std::uint64_t seed) {
+  check_positive("random data", "samples", n);
+  Dataset d;
+  d.name = "random";
+  d.sample = sample;
+  d.size = n;
+  Rng rng(seed);
+  const index_t m = d.sample_numel();
+  if (classes > 0) {
+    d.classes = classes;
+    d.scale = 1.0 / 255, d.mean = 0.5, d.stddev = 0.25;
+    for (index_t i = 0; i < n * m; ++i) d.pixels.push_back(static_cast<std::uint8_t>(rng.below(256)));
+    for (index_t i = 0; i < n; ++i) d.labels.push_back(static_cast<index_t>(rng.below(static_cast<std::uint64_t>(classes))));
+    for (index_t c = 0; c < classes; ++c) d.class_names.push_back(std::to_string(c));
+  } else {
+    d.target_sample = target_sample;
+    for (index_t i = 0; i < n * m; ++i) d.values.push_back(rng.uniform(0, 1));
+    for (index_t i = 0; i < n * d.target_numel(); ++i) d.targets.push_back(rng.uniform(0, 1));
+  }
+  return d;
+}
+
 }  // namespace tapegrad::data

@@ -41,7 +41,7 @@ class BufferReader : public Reader {
   explicit BufferReader(std::string_view b) : b_(b) {}
   std::size_t read(void* dst, std::size_t n) override {
     const std::size_t k = std::min(n, b_.size() - pos_);
-    std::memcpy(dst, b_.data() + pos_, k);
+    if (k) std::memcpy(dst, b_.data() + pos_, k);  // dst may be null when n is 0
     pos_ += k;
     return k;
   }

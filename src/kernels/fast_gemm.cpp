@@ -51,100 +51,285 @@ template <class T, int L, int MR, int NV>
     for (int v = 0; v < NV; ++v) std::memcpy(c + i * ldc + v * L, &cr[i][v], sizeof(V));
 }
 
-// Dot-product tile: MR x NR dot products, each in L interleaved lanes, then a fixed tree.
-template <class T, int L, int MR, int NR>
-[[gnu::always_inline]] inline void dot_body(index_t kd, const T* const* ar, const T* const* br,
-                                            T* c, index_t ldc) {
+// Lowered-convolution outer product: MR rows x NP output vectors, B vectors gathered at
+// b + boff[kk] + pofs[i] (see LoweredKernels).
+template <class T, int L, int MR, int NP>
+[[gnu::always_inline]] inline void gouter_body(index_t kd, const T* a, const T* b,
+                                               const index_t* boff, const index_t* pofs, T* c,
+                                               index_t ldc, int mode, const T* bias) {
   typedef T V __attribute__((vector_size(L * sizeof(T))));
-  V acc[MR][NR];
-  const T* a[MR];
-  const T* b[NR];
+  V cr[MR][NP];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) a[i] = ar[i];
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) {
+      if (mode == 2)
+        std::memcpy(&cr[m][i], c + m * ldc + i * L, sizeof(V));
+      else
+        cr[m][i] = mode == 1 ? V{} + bias[m] : V{};
+    }
+  index_t po[NP];
+#pragma GCC unroll 24
+  for (int i = 0; i < NP; ++i) po[i] = pofs[i];
+  for (index_t kk = 0; kk < kd; ++kk) {
+    const T* bk = b + boff[kk];
+    V bv[NP];
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) std::memcpy(&bv[i], bk + po[i], sizeof(V));
+    const T* ak = a + kk * MR;
 #pragma GCC unroll 8
-  for (int j = 0; j < NR; ++j) b[j] = br[j];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) acc[i][j] = V{};
-  for (index_t kk = 0; kk < kd; kk += L) {
-    V av[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) std::memcpy(&av[i], a[i] + kk, sizeof(V));
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) {
-      V bv;
-      std::memcpy(&bv, b[j] + kk, sizeof(V));
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i][j] += av[i] * bv;
+    for (int m = 0; m < MR; ++m) {
+      const T am = ak[m];
+#pragma GCC unroll 24
+      for (int i = 0; i < NP; ++i) cr[m][i] += am * bv[i];
     }
   }
-  // Fixed tree over the lanes: at width w, lane l += lane l + w (w = L/2, ..., 1).
-  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> I;
-  typedef I M __attribute__((vector_size(L * sizeof(T))));
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) {
-      V v = acc[i][j];
-#pragma GCC unroll 8
-      for (int w = L / 2; w >= 1; w /= 2) {
-        M mask;
-        for (int l = 0; l < L; ++l) mask[l] = (l + w) % L;
-        v += __builtin_shuffle(v, mask);
-      }
-      c[i * ldc + j] += v[0];
-    }
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int i = 0; i < NP; ++i) std::memcpy(c + m * ldc + i * L, &cr[m][i], sizeof(V));
 }
 
-#define TG_OUTER_ARGS(T) index_t kd, const T *a, const T *b, index_t ldb, T *c, index_t ldc, bool acc
-#define TG_DOT_ARGS(T) index_t kd, const T *const *ar, const T *const *br, T *c, index_t ldc
+// Lowered-convolution lane-wise dot products: MR rows of a (stride lda) x NT tap rows of b
+// (at b + boff[t]), accumulated as vectors in acc (see LoweredKernels).
+template <class T, int L, int MR, int NT>
+[[gnu::always_inline]] inline void ldot_body(index_t rows, index_t steps, const T* a,
+                                             index_t lda, index_t ras, const T* b,
+                                             const index_t* boff, index_t rbs, T* acc) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V sr[MR][NT];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) std::memcpy(&sr[m][t], acc + (m * NT + t) * L, sizeof(V));
+  const T* bt[NT];
+#pragma GCC unroll 24
+  for (int t = 0; t < NT; ++t) bt[t] = b + boff[t];
+  for (index_t row = 0; row < rows; ++row) {
+    const T* ar = a + row * ras;
+    const index_t bo = row * rbs;
+    for (index_t s = 0; s < steps * L; s += L) {
+      if constexpr (NT < MR) {  // hold the NT vectors of b, stream a (fewer live registers)
+        V bv[NT];
+#pragma GCC unroll 24
+        for (int t = 0; t < NT; ++t) std::memcpy(&bv[t], bt[t] + bo + s, sizeof(V));
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) {
+          V av;
+          std::memcpy(&av, ar + m * lda + s, sizeof(V));
+          asm("" : "+v"(av));  // one load: not folded into each multiply-add again
+#pragma GCC unroll 24
+          for (int t = 0; t < NT; ++t) sr[m][t] += av * bv[t];
+        }
+      } else {
+        V av[MR];
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; ++m) std::memcpy(&av[m], ar + m * lda + s, sizeof(V));
+#pragma GCC unroll 24
+        for (int t = 0; t < NT; ++t) {
+          V bv;
+          std::memcpy(&bv, bt[t] + bo + s, sizeof(V));
+          asm("" : "+v"(bv));  // one load: not folded into each multiply-add again
+#pragma GCC unroll 8
+          for (int m = 0; m < MR; ++m) sr[m][t] += av[m] * bv;
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) std::memcpy(acc + (m * NT + t) * L, &sr[m][t], sizeof(V));
+}
 
-// AVX-512: 32 zmm registers. outer 8 x 3 vectors = 24 accumulators; dot 4 x 6 = 24.
+// One butterfly stage of the L x L transpose: rows i and i + W (i & W == 0) exchange their lanes
+// l with l & W set; then the next stage.
+template <class T, int L, int W, class V, class M>
+[[gnu::always_inline]] inline void transpose_stage(V* v) {
+  if constexpr (W < L) {
+    using I = std::remove_reference_t<decltype(M{}[0])>;
+    static constexpr auto lo_t = lane_table<I, L>([](int l) { return (l & W) ? L + l - W : l; });
+    static constexpr auto hi_t = lane_table<I, L>([](int l) { return (l & W) ? L + l : l + W; });
+    M lo, hi;
+    std::memcpy(&lo, lo_t.data(), sizeof(M));
+    std::memcpy(&hi, hi_t.data(), sizeof(M));
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i)
+      if ((i & W) == 0) {
+        const V a = v[i], b = v[i + W];
+        v[i] = __builtin_shuffle(a, b, lo);
+        v[i + W] = __builtin_shuffle(a, b, hi);
+      }
+    transpose_stage<T, L, 2 * W, V, M>(v);
+  }
+}
+
+// L x L transpose by log2(L) butterfly stages of two-source shuffles.
+template <class T, int L>
+[[gnu::always_inline]] inline void transpose_body(const T* src, index_t ld_src, T* dst,
+                                                  index_t ld_dst) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> I;
+  typedef I M __attribute__((vector_size(L * sizeof(T))));
+  V v[L];
+#pragma GCC unroll 16
+  for (int i = 0; i < L; ++i) std::memcpy(&v[i], src + i * ld_src, sizeof(V));
+  transpose_stage<T, L, 1, V, M>(v);
+#pragma GCC unroll 16
+  for (int j = 0; j < L; ++j) std::memcpy(dst + j * ld_dst, &v[j], sizeof(V));
+}
+
+template <class T, int L>
+[[gnu::always_inline]] inline void sum_body(const T* x, index_t n, T* acc) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V a[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) std::memcpy(&a[i], acc + i * L, sizeof(V));
+  const index_t nv = n / L;
+  index_t i = 0;
+  for (; i + 4 <= nv; i += 4)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      V v;
+      std::memcpy(&v, x + (i + j) * L, sizeof(V));
+      a[j] += v;
+    }
+  for (; i < nv; ++i) {
+    V v;
+    std::memcpy(&v, x + i * L, sizeof(V));
+    a[i % 4] += v;
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) std::memcpy(acc + j * L, &a[j], sizeof(V));
+  T* rest = acc + (nv % 4) * L;
+  for (index_t r = 0; r < n - nv * L; ++r) rest[r] += x[nv * L + r];
+}
+
+#define TG_GOUTER_ARGS(T)                                                                  \
+  index_t kd, const T *a, const T *b, const index_t *boff, const index_t *pofs, T *c, \
+      index_t ldc, int mode, const T *bias
+#define TG_LDOT_ARGS(T)                                                                      \
+  index_t rows, index_t steps, const T *a, index_t lda, index_t ras, const T *b, \
+      const index_t *boff, index_t rbs, T *acc
+#define TG_GOUTER_ARGV kd, a, b, boff, pofs, c, ldc, mode, bias
+#define TG_LDOT_ARGV rows, steps, a, lda, ras, b, boff, rbs, acc
+
+// One function per (ISA, type, rows): NP and NT chosen so that the accumulators fill the
+// register file (AVX-512: 24 of 32 zmm; AVX2 and SSE: 12 of 16).
+#define TG_LOWERED(ISA, ATTR, T, L, MR, NP, NT)                                           \
+  ATTR void gouter_##ISA##_##T##_##MR(TG_GOUTER_ARGS(T)) {                                 \
+    gouter_body<T, L, MR, NP>(TG_GOUTER_ARGV);                                             \
+  }                                                                                        \
+  ATTR void ldot_##ISA##_##T##_##MR(TG_LDOT_ARGS(T)) { ldot_body<T, L, MR, NT>(TG_LDOT_ARGV); }
+
+#define TG_AVX512 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]]
+#define TG_AVX2 [[gnu::target("avx2,fma")]]
+#define TG_SSE
+#define TG_LOWERED_512(T, L)               \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 1, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 2, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 3, 8, 8) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 4, 6, 6) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 5, 4, 4) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 6, 4, 4) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 7, 3, 3) \
+  TG_LOWERED(avx512, TG_AVX512, T, L, 8, 3, 3)
+#define TG_LOWERED_256(ISA, ATTR, T, L) \
+  TG_LOWERED(ISA, ATTR, T, L, 1, 8, 8)  \
+  TG_LOWERED(ISA, ATTR, T, L, 2, 6, 6)  \
+  TG_LOWERED(ISA, ATTR, T, L, 3, 4, 4)  \
+  TG_LOWERED(ISA, ATTR, T, L, 4, 3, 3)  \
+  TG_LOWERED(ISA, ATTR, T, L, 5, 2, 2)  \
+  TG_LOWERED(ISA, ATTR, T, L, 6, 2, 2)
+#define TG_TRANSPOSE(ISA, ATTR, T, L)                                                    \
+  ATTR void transpose_##ISA##_##T(const T* src, index_t ld_src, T* dst, index_t ld_dst) { \
+    transpose_body<T, L>(src, ld_src, dst, ld_dst);                                      \
+  }                                                                                       \
+  ATTR void sum_##ISA##_##T(const T* x, index_t n, T* acc) { sum_body<T, L>(x, n, acc); }
+TG_TRANSPOSE(avx512, TG_AVX512, float, 16)
+TG_TRANSPOSE(avx512, TG_AVX512, double, 8)
+TG_TRANSPOSE(avx2, TG_AVX2, float, 8)
+TG_TRANSPOSE(avx2, TG_AVX2, double, 4)
+TG_TRANSPOSE(sse, TG_SSE, float, 4)
+TG_TRANSPOSE(sse, TG_SSE, double, 2)
+#undef TG_TRANSPOSE
+TG_LOWERED_512(float, 16)
+TG_LOWERED_512(double, 8)
+TG_LOWERED_256(avx2, TG_AVX2, float, 8)
+TG_LOWERED_256(avx2, TG_AVX2, double, 4)
+TG_LOWERED_256(sse, TG_SSE, float, 4)
+TG_LOWERED_256(sse, TG_SSE, double, 2)
+
+#define TG_LK8(ISA, T, L)                                                                    \
+  LoweredKernels<T> {                                                                        \
+    L, 8, {0, 8, 8, 8, 6, 4, 4, 3, 3}, {0, 8, 8, 8, 6, 4, 4, 3, 3},                          \
+        {nullptr, gouter_##ISA##_##T##_1, gouter_##ISA##_##T##_2, gouter_##ISA##_##T##_3,    \
+         gouter_##ISA##_##T##_4, gouter_##ISA##_##T##_5, gouter_##ISA##_##T##_6,             \
+         gouter_##ISA##_##T##_7, gouter_##ISA##_##T##_8},                                    \
+        {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
+         ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6,                   \
+         ldot_##ISA##_##T##_7, ldot_##ISA##_##T##_8},                                        \
+        transpose_##ISA##_##T, sum_##ISA##_##T                                               \
+  }
+#define TG_LK6(ISA, T, L)                                                                    \
+  LoweredKernels<T> {                                                                        \
+    L, 6, {0, 8, 6, 4, 3, 2, 2, 0, 0}, {0, 8, 6, 4, 3, 2, 2, 0, 0},                          \
+        {nullptr, gouter_##ISA##_##T##_1, gouter_##ISA##_##T##_2, gouter_##ISA##_##T##_3,    \
+         gouter_##ISA##_##T##_4, gouter_##ISA##_##T##_5, gouter_##ISA##_##T##_6, nullptr,    \
+         nullptr},                                                                           \
+        {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
+         ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6, nullptr, nullptr}, \
+        transpose_##ISA##_##T, sum_##ISA##_##T                                               \
+  }
+const LoweredKernels<float> lk_avx512_f32 = TG_LK8(avx512, float, 16);
+const LoweredKernels<double> lk_avx512_f64 = TG_LK8(avx512, double, 8);
+const LoweredKernels<float> lk_avx2_f32 = TG_LK6(avx2, float, 8);
+const LoweredKernels<double> lk_avx2_f64 = TG_LK6(avx2, double, 4);
+const LoweredKernels<float> lk_sse_f32 = TG_LK6(sse, float, 4);
+const LoweredKernels<double> lk_sse_f64 = TG_LK6(sse, double, 2);
+#undef TG_LK8
+#undef TG_LK6
+#undef TG_LOWERED
+#undef TG_LOWERED_512
+#undef TG_LOWERED_256
+#undef TG_AVX512
+#undef TG_AVX2
+#undef TG_SSE
+#undef TG_GOUTER_ARGS
+#undef TG_LDOT_ARGS
+#undef TG_GOUTER_ARGV
+#undef TG_LDOT_ARGV
+
+#define TG_OUTER_ARGS(T) index_t kd, const T *a, const T *b, index_t ldb, T *c, index_t ldc, bool acc
+
+// AVX-512: 32 zmm registers. outer 8 x 3 vectors = 24 accumulators.
 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void outer_avx512_f32(TG_OUTER_ARGS(float)) {
   outer_body<float, 16, 8, 3>(kd, a, b, ldb, c, ldc, acc);
 }
 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void outer_avx512_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 8, 8, 3>(kd, a, b, ldb, c, ldc, acc);
 }
-[[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void dot_avx512_f32(TG_DOT_ARGS(float)) {
-  dot_body<float, 16, 4, 6>(kd, ar, br, c, ldc);
-}
-[[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void dot_avx512_f64(TG_DOT_ARGS(double)) {
-  dot_body<double, 8, 4, 6>(kd, ar, br, c, ldc);
-}
-// AVX2: 16 ymm registers. outer 6 x 2 = 12 accumulators; dot 3 x 4 = 12.
+// AVX2: 16 ymm registers. outer 6 x 2 = 12 accumulators.
 [[gnu::target("avx2,fma")]] void outer_avx2_f32(TG_OUTER_ARGS(float)) {
   outer_body<float, 8, 6, 2>(kd, a, b, ldb, c, ldc, acc);
 }
 [[gnu::target("avx2,fma")]] void outer_avx2_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 4, 6, 2>(kd, a, b, ldb, c, ldc, acc);
 }
-[[gnu::target("avx2,fma")]] void dot_avx2_f32(TG_DOT_ARGS(float)) {
-  dot_body<float, 8, 3, 4>(kd, ar, br, c, ldc);
-}
-[[gnu::target("avx2,fma")]] void dot_avx2_f64(TG_DOT_ARGS(double)) {
-  dot_body<double, 4, 3, 4>(kd, ar, br, c, ldc);
-}
-// Baseline x86-64 (SSE2): 16 xmm registers. outer 4 x 2 = 8; dot 2 x 4 = 8.
+// Baseline x86-64 (SSE2): 16 xmm registers. outer 4 x 2 = 8.
 void outer_sse_f32(TG_OUTER_ARGS(float)) { outer_body<float, 4, 4, 2>(kd, a, b, ldb, c, ldc, acc); }
 void outer_sse_f64(TG_OUTER_ARGS(double)) {
   outer_body<double, 2, 4, 2>(kd, a, b, ldb, c, ldc, acc);
 }
-void dot_sse_f32(TG_DOT_ARGS(float)) { dot_body<float, 4, 2, 4>(kd, ar, br, c, ldc); }
-void dot_sse_f64(TG_DOT_ARGS(double)) { dot_body<double, 2, 2, 4>(kd, ar, br, c, ldc); }
 
 #undef TG_OUTER_ARGS
-#undef TG_DOT_ARGS
 
-const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 4, 6, 16, outer_avx512_f32,
-                                       dot_avx512_f32};
-const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 4, 6, 8, outer_avx512_f64,
-                                        dot_avx512_f64};
-const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 3, 4, 8, outer_avx2_f32, dot_avx2_f32};
-const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 3, 4, 4, outer_avx2_f64, dot_avx2_f64};
-const MicroKernels<float> k_sse_f32{"generic", 4, 8, 2, 4, 4, outer_sse_f32, dot_sse_f32};
-const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, 4, 2, outer_sse_f64, dot_sse_f64};
+const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 16, outer_avx512_f32};
+const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 8, outer_avx512_f64};
+const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 8, outer_avx2_f32};
+const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 4, outer_avx2_f64};
+const MicroKernels<float> k_sse_f32{"generic", 4, 8, 4, outer_sse_f32};
+const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, outer_sse_f64};
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 
@@ -164,11 +349,27 @@ std::atomic<int>& current_isa() {
 
 }  // namespace
 
+int isa_level() { return current_isa().load(std::memory_order_relaxed); }
+
 const MicroKernels<float>& micro_kernels_f32() {
   switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
     case Isa::avx512: return k_avx512_f32;
     case Isa::avx2: return k_avx2_f32;
     default: return k_sse_f32;
+  }
+}
+const LoweredKernels<float>& lowered_kernels_f32() {
+  switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
+    case Isa::avx512: return lk_avx512_f32;
+    case Isa::avx2: return lk_avx2_f32;
+    default: return lk_sse_f32;
+  }
+}
+const LoweredKernels<double>& lowered_kernels_f64() {
+  switch (static_cast<Isa>(current_isa().load(std::memory_order_relaxed))) {
+    case Isa::avx512: return lk_avx512_f64;
+    case Isa::avx2: return lk_avx2_f64;
+    default: return lk_sse_f64;
   }
 }
 const MicroKernels<double>& micro_kernels_f64() {
@@ -215,46 +416,12 @@ void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, in
   }
 }
 
-template <class T>
-void dot_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
-               const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc) {
-  const int mr = mk.dmr, nr = mk.dnr;
-  const T* ar[8];
-  const T* br[8];
-  T tile[8 * 8];
-  for (index_t i0 = 0; i0 < m_count; i0 += mr) {
-    const index_t mi = std::min<index_t>(mr, m_count - i0);
-    // Rows past the end repeat the last one; their results are dropped.
-    for (int i = 0; i < mr; ++i) ar[i] = a + (i0 + std::min<index_t>(i, mi - 1)) * lda;
-    for (index_t j0 = 0; j0 < n_count; j0 += nr) {
-      const index_t nj = std::min<index_t>(nr, n_count - j0);
-      for (int j = 0; j < nr; ++j) br[j] = b + (j0 + std::min<index_t>(j, nj - 1)) * ldb;
-      T* cs = c + i0 * ldc + j0;
-      if (mi == mr && nj == nr) {
-        mk.dot(kd, ar, br, cs, ldc);
-      } else {
-        for (index_t i = 0; i < mr; ++i)
-          for (index_t j = 0; j < nr; ++j)
-            tile[i * nr + j] = i < mi && j < nj ? cs[i * ldc + j] : T(0);
-        mk.dot(kd, ar, br, tile, nr);
-        for (index_t i = 0; i < mi; ++i)
-          for (index_t j = 0; j < nj; ++j) cs[i * ldc + j] = tile[i * nr + j];
-      }
-    }
-  }
-}
-
 template void outer_block<float>(const MicroKernels<float>&, index_t, index_t, index_t,
                                  const float*, index_t, const float*, index_t, float*, index_t,
                                  bool);
 template void outer_block<double>(const MicroKernels<double>&, index_t, index_t, index_t,
                                   const double*, index_t, const double*, index_t, double*,
                                   index_t, bool);
-template void dot_block<float>(const MicroKernels<float>&, index_t, index_t, index_t,
-                               const float*, index_t, const float*, index_t, float*, index_t);
-template void dot_block<double>(const MicroKernels<double>&, index_t, index_t, index_t,
-                                const double*, index_t, const double*, index_t, double*,
-                                index_t);
 
 }  // namespace tapegrad::fast::detail
 

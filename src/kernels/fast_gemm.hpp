@@ -8,6 +8,7 @@
 // may differ between machines, never between runs or thread counts on one machine.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -18,16 +19,46 @@ using index_t = std::int64_t;
 template <class T>
 struct MicroKernels {
   const char* isa;
-  int mr, nr;    // outer-product tile: mr rows x nr columns of C
-  int dmr, dnr;  // dot-product tile
-  int lanes;     // vector lanes: the dot kernel's kd must be a multiple of it
+  int mr, nr;  // outer-product tile: mr rows x nr columns of C
+  int lanes;   // vector lanes
   // Full mr x nr tile: c[i*ldc+j] = (acc ? c[i*ldc+j] : 0) + sum_{kk<kd} a[kk*mr+i]*b[kk*ldb+j],
   // sum in increasing kk (one fused multiply-add chain per element where the ISA has FMA).
   void (*outer)(index_t kd, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool acc);
-  // Full dmr x dnr tile: c[i*ldc+j] += sum_{kk<kd} arows[i][kk] * brows[j][kk], summed in
-  // `lanes` interleaved partial sums combined by a fixed tree; kd % lanes == 0.
-  void (*dot)(index_t kd, const T* const* arows, const T* const* brows, T* c, index_t ldc);
 };
+
+// The micro-kernels of the lowered convolution (conv2d_fast.cpp), for mr = 1 .. mr_max rows of
+// the output tile (rows: output channels). A "vector" is `lanes` consecutive elements.
+//   outer[mr]  the mr x np[mr] tile of output vectors
+//                c[m*ldc + i*lanes + l] = init + sum_{kk < kd} a[kk*mr + m] * b[boff[kk] + pofs[i] + l]
+//              summed in increasing kk, one fused multiply-add chain per element; init is 0
+//              (mode 0), bias[m] (mode 1) or the tile's old value (mode 2). a: a packed panel
+//              (kd x mr), b + boff[kk]: where reduction term kk's input starts, pofs[i]: where
+//              output vector i's inputs sit relative to that.
+//   dot[mr]    the mr x nt[mr] tile of lane-wise dot products, kept as vectors:
+//                acc[(m*nt + t)*lanes + l] += sum_{row < rows} sum_{s < steps}
+//                    a[m*lda + row*ras + s*lanes + l] * b[boff[t] + row*rbs + s*lanes + l]
+//              summed in increasing (row, s), one chain per lane; the caller combines the lanes.
+//   transpose  an L x L block (L = lanes): dst[j*ld_dst + i] = src[i*ld_src + j] (exact copies).
+//   sum        acc[4][L] += x[0..n): vector i (i < n/L) into acc[i % 4], the n % L left over
+//              into lanes 0.. of acc[(n/L) % 4]; each lane one chain of adds in order.
+template <class T>
+struct LoweredKernels {
+  static constexpr int max_rows = 8;
+  int lanes;
+  int mr_max;
+  int np[max_rows + 1];
+  int nt[max_rows + 1];
+  void (*outer[max_rows + 1])(index_t kd, const T* a, const T* b, const index_t* boff,
+                              const index_t* pofs, T* c, index_t ldc, int mode, const T* bias);
+  void (*dot[max_rows + 1])(index_t rows, index_t steps, const T* a, index_t lda, index_t ras,
+                            const T* b, const index_t* boff, index_t rbs, T* acc);
+  void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
+  void (*sum)(const T* x, index_t n, T* acc);
+};
+
+// The instruction set in use: 0 baseline x86-64, 1 AVX2+FMA, 2 AVX-512 (for the fast kernels
+// outside this file that compile their own variants).
+int isa_level();
 
 // The kernels for this CPU (or the ones forced by set_isa).
 const MicroKernels<float>& micro_kernels_f32();
@@ -39,24 +70,56 @@ const MicroKernels<T>& micro_kernels() {
   else
     return micro_kernels_f64();
 }
+const LoweredKernels<float>& lowered_kernels_f32();
+const LoweredKernels<double>& lowered_kernels_f64();
+template <class T>
+const LoweredKernels<T>& lowered_kernels() {
+  if constexpr (sizeof(T) == 4)
+    return lowered_kernels_f32();
+  else
+    return lowered_kernels_f64();
+}
+
+// A constant table of L lanes, t[l] = f(l): copied into a GCC vector (std::memcpy) it gives the
+// compiler a constant shuffle mask (a vector-typed constexpr helper would return a vector from
+// a function built without the vector instruction set: an ABI warning).
+template <class I, int L, class F>
+constexpr std::array<I, L> lane_table(F f) {
+  std::array<I, L> t{};
+  for (int l = 0; l < L; ++l) t[std::size_t(l)] = I(f(l));
+  return t;
+}
 
 // A grow-only per-thread buffer (slot distinguishes simultaneous buffers of one thread).
 template <class T>
 T* scratch(int slot, index_t n) {
-  thread_local std::vector<T> buf[4];
+  thread_local std::vector<T> buf[8];
   auto& b = buf[slot];
   if (static_cast<index_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
   return b.data();
 }
 
+// scratch() with the start rounded up to a 64-byte boundary (a cache line; an AVX-512 vector).
+template <class T>
+T* scratch_aligned(int slot, index_t n) {
+  constexpr index_t pad = 64 / sizeof(T);
+  T* p = scratch<T>(slot, n + pad);
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  return p + ((64 - addr % 64) % 64) / sizeof(T);
+}
+
 // Packs the M x Kd matrix a(m, kk) = f(m, kk) into ceil(M/mr) panels of Kd x mr (panel p at
 // out + p*Kd*mr, element (kk, i) at kk*mr + i), zero-padding rows >= M.
+// Row by row: a row-major A is read contiguously (the panel it writes stays in the L1 cache).
 template <class T, class F>
 void pack_a(index_t m_count, index_t kd, int mr, T* out, F f) {
   for (index_t p0 = 0; p0 < m_count; p0 += mr) {
     T* panel = out + (p0 / mr) * kd * mr;
-    for (index_t kk = 0; kk < kd; ++kk)
-      for (int i = 0; i < mr; ++i) panel[kk * mr + i] = p0 + i < m_count ? f(p0 + i, kk) : T(0);
+    for (int i = 0; i < mr; ++i)
+      if (p0 + i < m_count)
+        for (index_t kk = 0; kk < kd; ++kk) panel[kk * mr + i] = f(p0 + i, kk);
+      else
+        for (index_t kk = 0; kk < kd; ++kk) panel[kk * mr + i] = T(0);
   }
 }
 
@@ -67,10 +130,5 @@ template <class T>
 void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
                  const T* a, index_t a_panel_stride, const T* b, index_t ldb, T* c, index_t ldc,
                  bool acc);
-
-// C[M x N] (ldc) += A * B^T with A rows a + i*lda and B rows b + j*ldb, kd % lanes == 0.
-template <class T>
-void dot_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
-               const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc);
 
 }  // namespace tapegrad::fast::detail

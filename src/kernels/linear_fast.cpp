@@ -1,6 +1,7 @@
 // Fast linear: the float/double twins of linear_ref.hpp (see linear_fast.hpp). All three
 // products are one packed GEMM C[M x N] += A[M x Kd] * B[Kd x N] with B row-major:
-//   forward        C = y  (N x out),  A = x,    B = w^T (packed once per call), Kd = in
+//   forward        C = y  (N x out),  A = x,    B = w^T (transposed once per call by L x L
+//                                                        vector blocks), Kd = in
 //   backward-data  C = dx (N x in),   A = dy,   B = w,                          Kd = out
 //   backward-wts   C = dw (out x in), A = dy^T, B = x,                          Kd = N
 // Tasks are (block of rows, block of columns) of C; each runs the whole reduction in fixed
@@ -56,9 +57,13 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
   const T* wd = w.data();
-  T* wt = scratch<T>(1, g.in * g.out);  // w^T, in x out
+  T* wt = scratch<T>(1, g.in * g.out);  // w^T, in x out: L x L vector transposes, then edges
+  const auto& lk = detail::lowered_kernels<T>();
+  const index_t L = lk.lanes, ob = g.out / L * L, ib = g.in / L * L;
+  for (index_t o = 0; o < ob; o += L)
+    for (index_t i = 0; i < ib; i += L) lk.transpose(wd + o * g.in + i, g.in, wt + i * g.out + o, g.out);
   for (index_t o = 0; o < g.out; ++o)
-    for (index_t i = 0; i < g.in; ++i) wt[i * g.out + o] = wd[o * g.in + i];
+    for (index_t i = o < ob ? ib : 0; i < g.in; ++i) wt[i * g.out + o] = wd[o * g.in + i];
   T* yd = y.data();
   for (index_t n = 0; n < g.n; ++n)
     for (index_t o = 0; o < g.out; ++o) yd[n * g.out + o] = b ? (*b)[o] : T(0);
@@ -89,17 +94,24 @@ void backward_weights_into(const LinearGeom& g, const Tensor<T>& x, const Tensor
           g.in, dw.data(), g.in);
 }
 
+// db[o] = sum_n dy[n, o] in increasing n, as the reference (the same bits); the loop runs over
+// o innermost so that it vectorizes, each column still its own chain in n order.
 template <class T>
 void backward_bias_into(const LinearGeom& g, const Tensor<T>& dy, Tensor<T>& db) {
   assert(dy.shape() == g.y_shape());
   if (db.shape() != g.b_shape()) db = Tensor<T>(g.b_shape());
   const T* dyd = dy.data();
   T* dbd = db.data();
+  constexpr index_t cols = 256;  // columns per task
+  const index_t tasks = (g.out + cols - 1) / cols;
 #pragma omp parallel for schedule(static) if (double(dy.numel()) >= 0.1 * min_parallel_flops)
-  for (index_t o = 0; o < g.out; ++o) {
-    T sum = T(0);
-    for (index_t n = 0; n < g.n; ++n) sum += dyd[n * g.out + o];
-    dbd[o] = sum;
+  for (index_t t = 0; t < tasks; ++t) {
+    const index_t o0 = t * cols, o1 = std::min(g.out, o0 + cols);
+    for (index_t o = o0; o < o1; ++o) dbd[o] = T(0);
+    for (index_t n = 0; n < g.n; ++n) {
+      const T* row = dyd + n * g.out;
+      for (index_t o = o0; o < o1; ++o) dbd[o] += row[o];
+    }
   }
 }
 

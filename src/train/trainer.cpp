@@ -6,6 +6,7 @@
 
 #include "tapegrad/dist/combine.hpp"
 #include "tapegrad/random.hpp"
+#include "tapegrad/tape/profile.hpp"
 
 namespace tapegrad::train {
 
@@ -70,8 +71,13 @@ void Trainer<T>::resume_at(index_t steps) {
 
 template <class T>
 StepRecord Trainer<T>::step() {
+  profile::set_step(steps_ + 1);
+  profile::Scope step_scope("step", profile::Phase::step);
   const index_t epoch = steps_ / per_epoch_, b = steps_ % per_epoch_;
-  if (order_epoch_ != epoch) make_order(epoch);
+  if (order_epoch_ != epoch) {
+    profile::Scope s("shuffle", profile::Phase::data);
+    make_order(epoch);
+  }
   const index_t begin = b * batch_, end = std::min(begin + batch_, train_.size);
   const index_t n = end - begin;
   const index_t count = spec_.loss_count(n);  // the divisor of every shard's loss
@@ -85,9 +91,12 @@ StepRecord Trainer<T>::step() {
     grads.clear();
     const index_t lo = n * s / shards, hi = n * (s + 1) / shards;
     if (lo == hi) continue;  // more shards than samples: this one is empty
-    data::fill_batch(train_, batch.subspan(static_cast<std::size_t>(lo),
-                                           static_cast<std::size_t>(hi - lo)),
-                     x_, t_);
+    {
+      profile::Scope s("batch", profile::Phase::data);
+      data::fill_batch(train_, batch.subspan(static_cast<std::size_t>(lo),
+                                             static_cast<std::size_t>(hi - lo)),
+                       x_, t_);
+    }
     tape_.clear();
     const auto ps = record_params(tape_, params_);
     const auto out = record_output(spec_, tape_.view(x_, false), ps);
@@ -101,14 +110,22 @@ StepRecord Trainer<T>::step() {
     for (std::size_t i = 0; i < ps.size(); ++i) tape_.take_grad(ps[i], grads[i]);
   }
   tape_.clear();  // the tape held views of x_: drop them before x_ is refilled
-  dist::sum_in_shard_order(shard_grads_, params_);
-  optim_.step(params_);
+  {
+    profile::Scope s("combine", profile::Phase::combine);
+    dist::sum_in_shard_order(shard_grads_, params_);
+  }
+  {
+    profile::Scope s(optim_.config().name == "sgd" ? "sgd" : "adam", profile::Phase::update);
+    optim_.step(params_);
+  }
   rec.step = ++steps_;
   return rec;
 }
 
 template <class T>
 Evaluation Trainer<T>::evaluate(const data::Dataset& d) {
+  profile::set_step(-1);
+  profile::Scope eval_scope("evaluate", profile::Phase::eval);
   check_fits(spec_, d);
   Evaluation ev;
   ev.images = d.size;

@@ -90,4 +90,10 @@ void fill_batch(const Dataset& d, std::span<const index_t> idx, Tensor<T>& x,
   }
 }
 
+// A set of n random samples shaped like a model's data, for benchmarks and tests that need no
+// real data: with classes > 0, 8-bit pixels (normalised as (p/255 - 0.5)/0.25) and labels in
+// [0, classes); otherwise real inputs and targets ~ U[0, 1) with the given per-sample shapes.
+Dataset make_random(const std::vector<index_t>& sample, index_t n, index_t classes,
+                    const std::vector<index_t>& target_sample, std::uint64_t seed);
+
 }  // namespace tapegrad::data

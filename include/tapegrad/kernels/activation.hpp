@@ -1,84 +1,96 @@
 // Activation and flatten dispatch: the one place the op tape and the layers call. Same names and
 // signatures as ref:: (kernels/activation_ref.hpp; validators check_softmax, check_flatten,
-// check_activation_backward live there too). Every T forwards to the reference today; float and
-// double may go to fast:: at the marked lines once such kernels exist.
+// check_activation_backward live there too). float and double go to the fast kernels
+// (fast::, kernels/activation_fast.hpp: the reference's bits, parallel and without per-element
+// allocation); every other T (f50, Var<U>) to the reference. flatten is a reshape for every T.
 #pragma once
 
 #include <type_traits>
 
+#include "tapegrad/kernels/activation_fast.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
 
 namespace tapegrad::kernels {
 
 template <class T>
 Tensor<T> relu_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::relu_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::relu_forward(x);  // float/double: the fast kernel
   return ref::relu_forward(x);
 }
 
 template <class T>
 Tensor<T> relu_backward(const Tensor<T>& x, const Tensor<T>& dy) {
-  // fast: float/double -> fast::relu_backward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::relu_backward(x, dy);  // float/double: the fast kernel
   return ref::relu_backward(x, dy);
 }
 
 template <class T>
 Tensor<T> sigmoid_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::sigmoid_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::sigmoid_forward(x);  // float/double: the fast kernel
   return ref::sigmoid_forward(x);
 }
 
 template <class T>
 Tensor<T> sigmoid_backward(const Tensor<T>& y, const Tensor<T>& dy) {
-  // fast: float/double -> fast::sigmoid_backward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::sigmoid_backward(y, dy);  // float/double: the fast kernel
   return ref::sigmoid_backward(y, dy);
 }
 
 template <class T>
 Tensor<T> tanh_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::tanh_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::tanh_forward(x);  // float/double: the fast kernel
   return ref::tanh_forward(x);
 }
 
 template <class T>
 Tensor<T> tanh_backward(const Tensor<T>& y, const Tensor<T>& dy) {
-  // fast: float/double -> fast::tanh_backward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::tanh_backward(y, dy);  // float/double: the fast kernel
   return ref::tanh_backward(y, dy);
 }
 
 template <class T>
 Tensor<T> softmax_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::softmax_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::softmax_forward(x);  // float/double: the fast kernel
   return ref::softmax_forward(x);
 }
 
 template <class T>
 Tensor<T> softmax_backward(const Tensor<T>& y, const Tensor<T>& dy) {
-  // fast: float/double -> fast::softmax_backward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::softmax_backward(y, dy);  // float/double: the fast kernel
   return ref::softmax_backward(y, dy);
 }
 
 template <class T>
 Tensor<T> log_softmax_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::log_softmax_forward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::log_softmax_forward(x);  // float/double: the fast kernel
   return ref::log_softmax_forward(x);
 }
 
 template <class T>
 Tensor<T> log_softmax_backward(const Tensor<T>& y, const Tensor<T>& dy) {
-  // fast: float/double -> fast::log_softmax_backward
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return fast::log_softmax_backward(y, dy);  // float/double: the fast kernel
   return ref::log_softmax_backward(y, dy);
 }
 
 template <class T>
 Tensor<T> flatten_forward(const Tensor<T>& x) {
-  // fast: float/double -> fast::flatten_forward
+  // a reshape (one copy of the elements) for every T
   return ref::flatten_forward(x);
 }
 
 template <class T>
 Tensor<T> flatten_backward(const Shape& x_shape, const Tensor<T>& dy) {
-  // fast: float/double -> fast::flatten_backward
+  // a reshape (one copy of the elements) for every T
   return ref::flatten_backward(x_shape, dy);
 }
 

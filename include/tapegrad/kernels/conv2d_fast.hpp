@@ -4,18 +4,23 @@
 // (make_conv2d_geom), the kernels only assert.
 //
 // What differs from the reference, and why:
-//   - forward and backward-data are GEMMs over tiles of lowered input (im2col for forward; for
-//     backward-data the matching gather of dy, or w^T dy followed by col2im when strided) so
-//     that a micro-kernel keeps an 8 x 48 (float, AVX-512) tile of outputs in registers;
-//     backward-weights is a tiled dot product along the output pixels.
-//   - so the summation order differs from the reference's (agreement is within the derived
-//     bound gamma(K) * sum|terms|), but it is FIXED by the shape: a thread owns its outputs, the
-//     reduction is blocked by the shape alone and combined in a fixed order, so the results are
+//   - all three directions are register-tiled products over a padded copy of the input split
+//     into its stride phases, so that each tap (c, r, s) is one offset and consecutive outputs
+//     read consecutive memory (no im2col matrix is written); the copy either keeps images
+//     apart (vectors along the pixels) or interleaves a batch (vectors across images), which
+//     ever wastes less on the shape. Backward-data with a stride > 1 is w^T dy added back with
+//     col2im. Tiny problems run plain direct loops.
+//   - forward and backward-data outputs are each one fused multiply-add chain over the taps in
+//     order, from the bias; backward-weights sums in vector lanes combined by a fixed tree. So
+//     the summation order differs from the reference's (agreement is within the derived bound
+//     gamma(K) * sum|terms|), but it is FIXED by the shape: a thread owns its outputs, every
+//     reduction is cut by the shape alone and combined in a fixed order, so the results are
 //     bitwise identical for any number of threads.
 // The *_into variants write into a caller's tensor (reshaped to the output shape if it has
 // another) so a training loop can reuse buffers; workspaces are per-thread and reused.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "tapegrad/kernels/geometry.hpp"
@@ -54,12 +59,40 @@ void conv2d_backward_weights_into(const Conv2dGeom& g, const Tensor<float>& x,
 void conv2d_backward_weights_into(const Conv2dGeom& g, const Tensor<double>& x,
                                   const Tensor<double>& dy, Tensor<double>& dw);
 
-// db[k] = sum_{n,p,q} dy[n,k,p,q], summed in n-major, then p, then q order.
+// db[k] = sum_{n,p,q} dy[n,k,p,q], summed in vector lanes (each in (n, p, q) order) combined
+// by a fixed tree: the order depends on the shape and the instruction set only.
 Tensor<float> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<float>& dy);
 Tensor<double> conv2d_backward_bias(const Conv2dGeom& g, const Tensor<double>& dy);
 void conv2d_backward_bias_into(const Conv2dGeom& g, const Tensor<float>& dy, Tensor<float>& db);
 void conv2d_backward_bias_into(const Conv2dGeom& g, const Tensor<double>& dy,
                                Tensor<double>& db);
+
+enum class Conv2dDirection { forward, backward_data, backward_weights };
+// The code path one direction of this geometry takes on this CPU, for tests and benches:
+// "direct", "lowered-pixels", "lowered-batch" or "col2im" (see src/kernels/conv2d_fast.cpp).
+template <class T>
+const char* conv2d_path(const Conv2dGeom& g, Conv2dDirection dir);
+template <>
+const char* conv2d_path<float>(const Conv2dGeom& g, Conv2dDirection dir);
+template <>
+const char* conv2d_path<double>(const Conv2dGeom& g, Conv2dDirection dir);
+// The path and its tiling, e.g. "lowered-batch panels=2*8 tile=2*3" or "lowered-pixels
+// panels=3+2 tap_tiles=5x6+4x8 runs=2" (rows per panel; output vectors per tile; backward-
+// weights: tap tiles x taps each, and the runs of images its reduction is cut into; k*v is k
+// equal items v).
+template <class T>
+std::string conv2d_plan(const Conv2dGeom& g, Conv2dDirection dir);
+template <>
+std::string conv2d_plan<float>(const Conv2dGeom& g, Conv2dDirection dir);
+template <>
+std::string conv2d_plan<double>(const Conv2dGeom& g, Conv2dDirection dir);
+
+// Forces the layout of the lowered convolution ("pixels" or "batch"; "auto", the default, lets
+// each shape take the one that wastes less) so that tests can reach both on any shape and
+// benches can compare them. Results of forward and backward-data are the same bits in both
+// (one FMA chain per output either way); backward-weights sums its lanes differently.
+// Throws std::invalid_argument for another name. Not to be called while kernels run.
+void set_conv2d_tier(std::string_view tier);
 
 // The instruction set the fast kernels use: "avx512", "avx2" or "generic".
 const char* isa();

@@ -1,5 +1,6 @@
 // Fast 2-d pooling (float and double): the reference loops of pool_ref.hpp, parallel over the
-// (n, c) planes with the bounds checks hoisted out of interior windows. Same names and meaning
+// (n, c) planes with the bounds checks hoisted out of interior windows; the 2x2, stride 2,
+// unpadded max pool on vectors of windows (its comparisons as selects, in the same order). Same names and meaning
 // as the reference twins; the geometry is validated by the caller (make_pool2d_geom).
 //
 // What differs from the reference: nothing in the arithmetic. Each plane is owned by one thread

@@ -6,7 +6,10 @@
 //   hand-written layers  hand_written (a layers::Layer with its own backward loops)
 //   the scalar tape/f50  reference (ref:: kernels only: runs on Var<U> and f50)
 //   the four-way check   magnitude (the backward pass on magnitudes behind its tolerance),
-//                        reduction_length (K of gamma(K)), macs (finite-difference cost)
+//                        reduction_length (K of gamma(K)), macs (finite-difference cost),
+//                        decide (only kinds that are not differentiable everywhere: which
+//                        input each output takes, to find the decisions a precision takes
+//                        differently from the 50-digit reference; gradcheck/decisions.hpp)
 //   profiles, benches    macs (multiply-adds of a forward pass, 2 * macs flops per direction)
 //
 // Adding a kind is one struct here and one name in LayerKinds; nothing else changes.
@@ -74,6 +77,20 @@ struct MagnitudeInputs {
   const Tensor<f50>& a_abs;
   const Tensor<f50>& y;
   ParamViews<f50> abs_params;
+};
+
+// The decisions of a layer that is not differentiable everywhere (relu, max_pool2d), per
+// output element o (the arrays have the output's shape):
+//   chosen[o]     the flat index into the layer's input of the element y[o] is, or -1: the
+//                 constant 0 (a relu that does not pass its input)
+//   runner_up[o]  the candidate it beat: an input index, -1 (the constant 0), or -2 when it
+//                 had no rival (a one-element window)
+// Both kinds are "the largest of a few candidates": relu(x) = max(0, x) with the zero first, so
+// that the zero wins a tie (relu'(0) = 0); max_pool2d takes the first maximum of its window in
+// row-major order, padding never a candidate. A decision's margin is value(chosen) -
+// value(runner_up) >= 0; within rounding of 0 another precision may decide the other way.
+struct Decisions {
+  Tensor<index_t> chosen, runner_up;
 };
 
 namespace layer_detail {
@@ -278,6 +295,16 @@ struct ReluLayer : ElementwiseLayer {
     return ref::relu_backward(m.a, d);
   }
   static index_t reduction_length(const LayerSpec&, index_t) { return 0; }
+  // y[i] = a[i] if a[i] > 0, else the 0 (which wins the tie)
+  static Decisions decide(const LayerSpec&, const Tensor<f50>& a) {
+    Decisions d{Tensor<index_t>(a.shape()), Tensor<index_t>(a.shape())};
+    for (index_t i = 0; i < a.numel(); ++i) {
+      const bool pass = a[i] > 0;
+      d.chosen[i] = pass ? i : -1;
+      d.runner_up[i] = pass ? -1 : i;
+    }
+    return d;
+  }
 };
 
 // y = 1 / (1 + e^-x)
@@ -370,6 +397,32 @@ struct MaxPool2dLayer : PoolLayer {
                                     d);
   }
   static index_t reduction_length(const LayerSpec&, index_t) { return 0; }
+  // chosen: the reference's argmax (first maximum); runner_up: the first maximum of the rest
+  static Decisions decide(const LayerSpec& L, const Tensor<f50>& a) {
+    const Pool2dGeom g = make_pool2d_geom(a.shape(), pool_params(L.keys), name);
+    Decisions d{Tensor<index_t>(g.y_shape()), Tensor<index_t>(g.y_shape())};
+    index_t o = 0;
+    for (index_t n = 0; n < g.n; ++n)
+      for (index_t c = 0; c < g.c; ++c)
+        for (index_t p = 0; p < g.p; ++p)
+          for (index_t q = 0; q < g.q; ++q, ++o) {
+            const index_t best = ref::detail::max_pool2d_argmax(g, a, n, c, p, q);
+            index_t second = -2;
+            for (index_t i = 0; i < g.prm.kernel[0]; ++i) {
+              const index_t h = p * g.prm.stride[0] - g.prm.pad[0] + i;
+              if (h < 0 || h >= g.h) continue;
+              for (index_t j = 0; j < g.prm.kernel[1]; ++j) {
+                const index_t w = q * g.prm.stride[1] - g.prm.pad[1] + j;
+                if (w < 0 || w >= g.w) continue;
+                const index_t at = ((n * g.c + c) * g.h + h) * g.w + w;
+                if (at != best && (second < 0 || a[at] > a[second])) second = at;
+              }
+            }
+            d.chosen[o] = best;
+            d.runner_up[o] = second;
+          }
+    return d;
+  }
 };
 
 // y = window sum / (kh*kw)   (count_include_pad)

@@ -95,14 +95,29 @@ ParamSet<T> make_params(const NetSpec& spec, std::vector<Tensor<T>> values) {
   return set;
 }
 
-// PyTorch's default initialization of Conv2d and Linear (kaiming_uniform_ with a = sqrt(5),
-// and the bias rule): every weight and bias ~ U[-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in
-// parameter order, row-major, from one Rng.
+// Initializations, each drawing every tensor in parameter order, row-major, from one Rng:
+//   pytorch  PyTorch's default for Conv2d and Linear (kaiming_uniform_ with a = sqrt(5), and
+//            its bias rule): weights and biases ~ U[-1/sqrt(fan_in), 1/sqrt(fan_in))
+//   he       He et al. 2015 for ReLU networks (PyTorch's kaiming_uniform_(nonlinearity='relu')):
+//            weights ~ U[-sqrt(6/fan_in), sqrt(6/fan_in)), biases 0
+enum class Init { pytorch, he };
+
+inline Init parse_init(std::string_view name) {
+  if (name == "pytorch") return Init::pytorch;
+  if (name == "he") return Init::he;
+  fail_arg("init", "expected pytorch or he, got ", quote(name));
+}
+
 template <class T>
-ParamSet<T> init_params(const NetSpec& spec, Rng& rng) {
+ParamSet<T> init_params(const NetSpec& spec, Rng& rng, Init scheme = Init::pytorch) {
   std::vector<Tensor<T>> values;
   for (const ParamSpec& p : spec.params) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(p.fan_in));
+    const double fan = static_cast<double>(p.fan_in);
+    if (scheme == Init::he && p.bias) {
+      values.emplace_back(p.shape);
+      continue;
+    }
+    const double bound = scheme == Init::he ? std::sqrt(6.0 / fan) : 1.0 / std::sqrt(fan);
     values.push_back(uniform_tensor<T>(p.shape, rng, -bound, bound));
   }
   return make_params(spec, std::move(values));

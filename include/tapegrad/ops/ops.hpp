@@ -6,6 +6,8 @@
 //   mse_loss cross_entropy add mul sum
 //
 // Names are PyTorch's; every input is a TapeTensor on the same tape (bias: std::optional).
+// Each op opens a profiler scope around its whole forward (validation, kernel, recording);
+// conv2d and linear give their flops, and the tape opens one around each VJP.
 #pragma once
 
 #include <optional>
@@ -20,6 +22,7 @@
 #include "tapegrad/kernels/linear.hpp"
 #include "tapegrad/kernels/loss.hpp"
 #include "tapegrad/kernels/pool.hpp"
+#include "tapegrad/tape/profile.hpp"
 #include "tapegrad/tape/tape.hpp"
 
 namespace tapegrad::ops {
@@ -32,6 +35,21 @@ template <class T>
 void check_same_tape(const char* op, const TapeTensor<T>& a, const TapeTensor<T>& b) {
   check_arg(&a.tape() == &b.tape(), op, "inputs are recorded on different tapes");
 }
+
+// The profile of a GEMM-like op: its forward flops on the open scope, and the cost of its VJP
+// (one pass of the same size per differentiated input, x and w; the bias sum is negligible).
+template <class T, class Geom>
+typename Tape<T>::Cost cost(profile::Scope& scope, const Geom& geom, int passes) {
+  typename Tape<T>::Cost c;
+  if (!scope.active()) return c;
+  scope.flops(geom.flops());
+  c.flops = geom.flops() * passes;
+  if (scope.tracing()) {
+    scope.args(geom.str());
+    c.args = geom.str();
+  }
+  return c;
+}
 }  // namespace detail
 
 // y = conv2d(x, w, b);  dx = conv2d_backward_data(dy, w);  dw = conv2d_backward_weights(x, dy);
@@ -40,10 +58,12 @@ template <class T>
 TapeTensor<T> conv2d(const TapeTensor<T>& x, const TapeTensor<T>& w,
                      const std::type_identity_t<Opt<T>>& b,
                      const Conv2dParams& prm = {}) {
+  profile::Scope scope("conv2d", profile::Phase::forward);
   detail::check_same_tape("conv2d", x, w);
   if (b) detail::check_same_tape("conv2d", x, *b);
   const Conv2dGeom geom =
       make_conv2d_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, prm, "conv2d");
+  const auto cost = detail::cost<T>(scope, geom, x.requires_grad() + w.requires_grad());
   Tensor<T> y =
       kernels::conv2d_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
   return x.tape().record("conv2d", std::move(y), {x, w, b},
@@ -51,17 +71,19 @@ TapeTensor<T> conv2d(const TapeTensor<T>& x, const TapeTensor<T>& w,
         if (x.requires_grad()) grads.add(x, kernels::conv2d_backward_data(geom, dy, w.value()));
         if (w.requires_grad()) grads.add(w, kernels::conv2d_backward_weights(geom, x.value(), dy));
         if (b && b->requires_grad()) grads.add(*b, kernels::conv2d_backward_bias(geom, dy));
-      });
+      }, cost);
 }
 
 // y = x w^T + b;  dx = dy w;  dw = dy^T x;  db = sum_n dy
 template <class T>
 TapeTensor<T> linear(const TapeTensor<T>& x, const TapeTensor<T>& w,
                      const std::type_identity_t<Opt<T>>& b) {
+  profile::Scope scope("linear", profile::Phase::forward);
   detail::check_same_tape("linear", x, w);
   if (b) detail::check_same_tape("linear", x, *b);
   const LinearGeom geom =
       make_linear_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, "linear");
+  const auto cost = detail::cost<T>(scope, geom, x.requires_grad() + w.requires_grad());
   Tensor<T> y =
       kernels::linear_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
   return x.tape().record("linear", std::move(y), {x, w, b},
@@ -69,12 +91,13 @@ TapeTensor<T> linear(const TapeTensor<T>& x, const TapeTensor<T>& w,
         if (x.requires_grad()) grads.add(x, kernels::linear_backward_data(geom, dy, w.value()));
         if (w.requires_grad()) grads.add(w, kernels::linear_backward_weights(geom, x.value(), dy));
         if (b && b->requires_grad()) grads.add(*b, kernels::linear_backward_bias(geom, dy));
-      });
+      }, cost);
 }
 
 // y = max(x, 0);  dx = dy * [x > 0]   NOTE: relu'(0) = 0
 template <class T>
 TapeTensor<T> relu(const TapeTensor<T>& x) {
+  profile::Scope scope("relu", profile::Phase::forward);
   return x.tape().record("relu", kernels::relu_forward(x.value()), {x},
       [x](const Tensor<T>& dy, Grads<T>& grads) {
         if (x.requires_grad()) grads.add(x, kernels::relu_backward(x.value(), dy));
@@ -84,6 +107,7 @@ TapeTensor<T> relu(const TapeTensor<T>& x) {
 // y = sigmoid(x);  dx = dy * y * (1 - y)  (from the output y)
 template <class T>
 TapeTensor<T> sigmoid(const TapeTensor<T>& x) {
+  profile::Scope scope("sigmoid", profile::Phase::forward);
   return x.tape().record("sigmoid", kernels::sigmoid_forward(x.value()), {x},
       [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
         if (x.requires_grad()) grads.add(x, kernels::sigmoid_backward(y, dy));
@@ -93,6 +117,7 @@ TapeTensor<T> sigmoid(const TapeTensor<T>& x) {
 // y = tanh(x);  dx = dy * (1 - y^2)  (from the output y)
 template <class T>
 TapeTensor<T> tanh(const TapeTensor<T>& x) {
+  profile::Scope scope("tanh", profile::Phase::forward);
   return x.tape().record("tanh", kernels::tanh_forward(x.value()), {x},
       [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
         if (x.requires_grad()) grads.add(x, kernels::tanh_backward(y, dy));
@@ -102,6 +127,7 @@ TapeTensor<T> tanh(const TapeTensor<T>& x) {
 // y = softmax(x) over dim 1;  dx = y * (dy - sum_c dy * y)
 template <class T>
 TapeTensor<T> softmax(const TapeTensor<T>& x) {
+  profile::Scope scope("softmax", profile::Phase::forward);
   check_softmax(x.shape(), "softmax");
   return x.tape().record("softmax", kernels::softmax_forward(x.value()), {x},
       [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
@@ -112,6 +138,7 @@ TapeTensor<T> softmax(const TapeTensor<T>& x) {
 // y = log_softmax(x) over dim 1;  dx = dy - exp(y) * sum_c dy
 template <class T>
 TapeTensor<T> log_softmax(const TapeTensor<T>& x) {
+  profile::Scope scope("log_softmax", profile::Phase::forward);
   check_softmax(x.shape(), "log_softmax");
   return x.tape().record("log_softmax", kernels::log_softmax_forward(x.value()), {x},
       [x](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
@@ -122,6 +149,7 @@ TapeTensor<T> log_softmax(const TapeTensor<T>& x) {
 // y = max over each window;  dx routes dy to the first maximum (padding never wins)
 template <class T>
 TapeTensor<T> max_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
+  profile::Scope scope("max_pool2d", profile::Phase::forward);
   const Pool2dGeom geom = make_pool2d_geom(x.shape(), prm, "max_pool2d");
   return x.tape().record("max_pool2d", kernels::max_pool2d_forward(geom, x.value()), {x},
       [geom, x](const Tensor<T>& dy, Grads<T>& grads) {
@@ -132,6 +160,7 @@ TapeTensor<T> max_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
 // y = window sum / (kh*kw);  dx spreads dy / (kh*kw) over each window
 template <class T>
 TapeTensor<T> avg_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
+  profile::Scope scope("avg_pool2d", profile::Phase::forward);
   const Pool2dGeom geom = make_pool2d_geom(x.shape(), prm, "avg_pool2d");
   return x.tape().record("avg_pool2d", kernels::avg_pool2d_forward(geom, x.value()), {x},
       [geom, x](const Tensor<T>& dy, Grads<T>& grads) {
@@ -142,6 +171,7 @@ TapeTensor<T> avg_pool2d(const TapeTensor<T>& x, const Pool2dParams& prm = {}) {
 // y = x viewed as (N, prod rest);  dx = dy viewed as x's shape
 template <class T>
 TapeTensor<T> flatten(const TapeTensor<T>& x) {
+  profile::Scope scope("flatten", profile::Phase::forward);
   check_flatten(x.shape(), "flatten");
   return x.tape().record("flatten", kernels::flatten_forward(x.value()), {x},
       [x](const Tensor<T>& dy, Grads<T>& grads) {
@@ -154,6 +184,7 @@ TapeTensor<T> flatten(const TapeTensor<T>& x) {
 template <class T>
 TapeTensor<T> mse_loss(const TapeTensor<T>& x, const TapeTensor<T>& target,
                        std::optional<index_t> count = std::nullopt) {
+  profile::Scope scope("mse_loss", profile::Phase::forward);
   detail::check_same_tape("mse_loss", x, target);
   check_mse_loss(x.shape(), target.shape());
   const index_t m = count.value_or(x.shape().numel());
@@ -173,6 +204,7 @@ TapeTensor<T> mse_loss(const TapeTensor<T>& x, const TapeTensor<T>& target,
 template <class T>
 TapeTensor<T> cross_entropy(const TapeTensor<T>& logits, std::vector<index_t> targets,
                             std::optional<index_t> count = std::nullopt) {
+  profile::Scope scope("cross_entropy", profile::Phase::forward);
   check_cross_entropy(logits.shape(), targets);
   const index_t m = count.value_or(logits.shape()[0]);
   check_loss_count(m, "cross_entropy");
@@ -199,6 +231,7 @@ Tensor<T> zip(const Tensor<T>& a, const Tensor<T>& b, F f) {
 // y = a + b (same shapes);  da = dy;  db = dy
 template <class T>
 TapeTensor<T> add(const TapeTensor<T>& a, const TapeTensor<T>& b) {
+  profile::Scope scope("add", profile::Phase::forward);
   detail::check_same_tape("add", a, b);
   check_shape("add", "b", b.shape(), a.shape());
   Tensor<T> y = detail::zip(a.value(), b.value(), [](const T& u, const T& v) { return u + v; });
@@ -212,6 +245,7 @@ TapeTensor<T> add(const TapeTensor<T>& a, const TapeTensor<T>& b) {
 // y = a * b element-wise (same shapes);  da = dy * b;  db = dy * a
 template <class T>
 TapeTensor<T> mul(const TapeTensor<T>& a, const TapeTensor<T>& b) {
+  profile::Scope scope("mul", profile::Phase::forward);
   detail::check_same_tape("mul", a, b);
   check_shape("mul", "b", b.shape(), a.shape());
   Tensor<T> y = detail::zip(a.value(), b.value(), [](const T& u, const T& v) { return u * v; });
@@ -226,6 +260,7 @@ TapeTensor<T> mul(const TapeTensor<T>& a, const TapeTensor<T>& b) {
 // y = sum of all elements (0-d);  dx = dy broadcast
 template <class T>
 TapeTensor<T> sum(const TapeTensor<T>& x) {
+  profile::Scope scope("sum", profile::Phase::forward);
   T acc(0);
   for (const T& v : x.value()) acc += v;
   return x.tape().record("sum", Tensor<T>::scalar(acc), {x},

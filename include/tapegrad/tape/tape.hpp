@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tapegrad/errors.hpp"
+#include "tapegrad/tape/profile.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -118,6 +119,13 @@ class Tape {
     return t;
   }
 
+  // What a VJP will cost, for the profiler's backward spans (tape/profile.hpp): its floating-
+  // point operations and, when tracing, a description (the op's geometry).
+  struct Cost {
+    double flops = 0;
+    std::string args;
+  };
+
   // Appends the output of an op and its VJP. The output requires a gradient iff any input
   // does; when none does, the VJP is not even stored. The VJP is called as
   // backward(dy, grads), or backward(y, dy, grads) when it needs the op's own output y
@@ -125,7 +133,7 @@ class Tape {
   template <class F>
   TapeTensor<T> record(const char* op, Tensor<T> y,
                        std::initializer_list<std::optional<TapeTensor<T>>> inputs,
-                       F backward) {
+                       F backward, Cost cost = {}) {
     bool needs = false;
     for (const auto& in : inputs)
       if (in) {
@@ -135,14 +143,15 @@ class Tape {
     TapeTensor<T> out = push(std::move(y), needs, /*leaf=*/false);
     if (needs) {
       if constexpr (std::is_invocable_v<F&, const Tensor<T>&, const Tensor<T>&, Grads<T>&>) {
-        records_.push_back(Record{op, out.id(), Backward(std::move(backward))});
+        records_.push_back(Record{op, out.id(), Backward(std::move(backward)), std::move(cost)});
       } else {
         static_assert(std::is_invocable_v<F&, const Tensor<T>&, Grads<T>&>,
                       "a VJP is called as (dy, grads) or (y, dy, grads)");
         records_.push_back(Record{
             op, out.id(),
             Backward([f = std::move(backward)](const Tensor<T>&, const Tensor<T>& dy,
-                                               Grads<T>& grads) { f(dy, grads); })});
+                                               Grads<T>& grads) { f(dy, grads); }),
+            std::move(cost)});
       }
     }
     return out;
@@ -160,6 +169,11 @@ class Tape {
     grads_.add(loss, Tensor<T>(loss.shape(), T(1)));
     for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
       if (!grads_.has(it->out)) continue;  // not on a path to the loss
+      profile::Scope scope(it->op, profile::Phase::backward);
+      if (scope.active()) {
+        scope.flops(it->cost.flops);
+        if (scope.tracing()) scope.args(it->cost.args);
+      }
       it->backward(value_of_id(it->out, generation_), grads_.at(it->out), grads_);
       if (!is_leaf_[static_cast<std::size_t>(it->out)]) grads_.release(it->out);
     }
@@ -224,6 +238,7 @@ class Tape {
     const char* op;
     index_t out;
     Backward backward;
+    Cost cost;
   };
 
   TapeTensor<T> push(Tensor<T> v, bool requires_grad, bool leaf = false) {

@@ -1,0 +1,191 @@
+// tapegrad scale --model lenet5 [--threads 1,2,4,...] [--batch B] [--steps N] [--dtype T]
+//                [--out DIR]
+//
+// The same training steps (same initial weights, same random data of the model's shape) at
+// each thread count: time per step, speedup and parallel efficiency, and every op's own
+// speedup from the profiler, so the op that scales worst is named. Because the kernels give the
+// same bits for any thread count, the final weights must be identical at every count; the
+// command checks it. Writes DIR/scale.csv and DIR/scale.{svg,png} (speedup against threads).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "common.hpp"
+#include "plot.hpp"
+#include "tapegrad/data/dataset.hpp"
+#include "tapegrad/io/atomic_file.hpp"
+#include "tapegrad/io/input_file.hpp"
+#include "tapegrad/net/params.hpp"
+#include "tapegrad/net/spec.hpp"
+#include "tapegrad/tape/profile.hpp"
+#include "tapegrad/tape/profile_summary.hpp"
+#include "tapegrad/train/trainer.hpp"
+
+namespace tapegrad::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ScaleArgs {
+  std::string model = "lenet5", threads, batch = "64", steps = "20", dtype = "float", out;
+  std::string warmup = "2";
+};
+
+struct Point {
+  int threads = 1;
+  profile::Summary summary;
+  double ms_per_step() const { return summary.steps ? summary.step_s * 1e3 / double(summary.steps) : 0; }
+};
+
+template <class T>
+std::vector<Point> sweep(const NetSpec& spec, const std::vector<int>& counts, index_t batch,
+                         index_t steps, index_t warmup, bool& identical) {
+  const Shape out = spec.output_shape(1);
+  const bool classes = spec.loss_name() == "cross_entropy";
+  const std::vector<index_t> targets(out.dims().begin() + 1, out.dims().end());
+  const data::Dataset d = data::make_random(spec.input, batch * (steps + warmup), classes ? out[1] : 0,
+                                            classes ? std::vector<index_t>{} : targets, 7);
+  Rng rng(1);
+  const ParamSet<T> init = init_params<T>(spec, rng);
+  train::TrainerOptions opt;
+  opt.batch = batch;
+  opt.steps = steps + warmup;
+  train::OptimConfig optim{"sgd", 0.01, 0.9};
+  std::vector<Point> points;
+  std::vector<std::vector<T>> first;
+  identical = true;
+  for (int t : counts) {
+    omp_set_num_threads(t);
+    train::Trainer<T> tr(spec, d, optim, opt, init);
+    for (index_t s = 0; s < warmup; ++s) tr.step();  // first-touch allocation, thread start-up
+    profile::start();
+    for (index_t s = 0; s < steps; ++s) tr.step();
+    profile::stop();
+    points.push_back({t, profile::summarize(profile::collect())});
+    std::vector<std::vector<T>> w;
+    for (const auto& p : tr.params()) w.push_back(p.value.vec());
+    if (first.empty())
+      first = w;
+    else if (w != first)
+      identical = false;
+  }
+  return points;
+}
+
+int run_scale(const ScaleArgs& a) {
+  std::vector<int> counts;
+  if (a.threads.empty()) {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (int t = 1; t < hw; t *= 2) counts.push_back(t);
+    counts.push_back(hw);
+  } else {
+    std::stringstream ss(a.threads);
+    for (std::string item; std::getline(ss, item, ',');)
+      counts.push_back(static_cast<int>(parse_int(item, "--threads", 1, 4096)));
+    if (a.threads.back() == ',') throw BadInput("--threads: trailing comma in " + quote(a.threads));
+  }
+  if (counts.empty()) throw BadInput("--threads: expected a list like 1,2,4");
+  const index_t batch = parse_int(a.batch, "--batch", 1, 1 << 20);
+  const index_t steps = parse_int(a.steps, "--steps", 1, 1000000);
+  const index_t warmup = parse_int(a.warmup, "--warmup", 0, 1000000);
+  if (a.dtype != "float" && a.dtype != "double") throw BadInput("--dtype: expected float or double");
+  std::string text;
+  if (auto preset = preset_spec_text(a.model)) {
+    text = *preset;
+  } else {
+    check_path_arg(a.model, "--model");
+    text = read_arg("--model", [&] { return io::read_input_file(a.model, 1 << 20); });
+  }
+  const NetSpec spec = parse_spec(text, a.model);
+  memory::Estimate est("scale");
+  est.add("the random data set", static_cast<std::uint64_t>(batch * (steps + warmup)),
+          static_cast<std::uint64_t>(spec.input_shape(1).numel()) * 8, "--batch and --steps");
+  est.check();
+  const fs::path out = a.out.empty() ? fs::path("out") / ("scale-" + fs::path(a.model).stem().string()) : fs::path(a.out);
+  bool identical = true;
+  const std::vector<Point> pts = a.dtype == "float"
+                                     ? sweep<float>(spec, counts, batch, steps, warmup, identical)
+                                     : sweep<double>(spec, counts, batch, steps, warmup, identical);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw BadInput("--out " + quote(out.string()) + ": cannot create (" + ec.message() + ")");
+
+  const double base = pts.front().ms_per_step();
+  std::printf("scale: %s, %s, batch %lld, %lld steps per thread count (after %lld warm-up), "
+              "random data\n\n",
+              a.model.c_str(), a.dtype.c_str(), static_cast<long long>(batch),
+              static_cast<long long>(steps), static_cast<long long>(warmup));
+  std::printf("%8s %10s %9s %11s\n", "threads", "ms/step", "speedup", "efficiency");
+  std::string csv = "threads,ms_per_step,speedup,efficiency";
+  for (const auto& op : pts.front().summary.ops) csv += "," + op.name + "_ms";
+  csv += "\n";
+  Plot plot{"speedup of a " + a.model + " training step", "threads", "speedup over 1 thread", {}, false};
+  PlotSeries measured{"measured", {}, {}, false}, ideal{"ideal", {}, {}, false};
+  for (const Point& p : pts) {
+    const double sp = base / p.ms_per_step(), eff = sp / (p.threads / double(pts.front().threads));
+    std::printf("%8d %10.3f %9.2f %10.1f%%\n", p.threads, p.ms_per_step(), sp, 100 * eff);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%d,%.6f,%.4f,%.4f", p.threads, p.ms_per_step(), sp, eff);
+    csv += buf;
+    for (const auto& op : pts.front().summary.ops) {
+      double ms = 0;
+      for (const auto& o : p.summary.ops)
+        if (o.name == op.name) ms = o.seconds() * 1e3 / double(p.summary.steps);
+      std::snprintf(buf, sizeof buf, ",%.6f", ms);
+      csv += buf;
+    }
+    csv += "\n";
+    measured.x.push_back(p.threads), measured.y.push_back(sp);
+    ideal.x.push_back(p.threads), ideal.y.push_back(p.threads / double(pts.front().threads));
+  }
+  // Per op: ms per step at the first and the last thread count, and its speedup.
+  const Point& lo = pts.front();
+  const Point& hi = pts.back();
+  std::printf("\n%-16s %12s %12s %9s %8s\n", "op (fwd+bwd)", (std::to_string(lo.threads) + " thr ms").c_str(),
+              (std::to_string(hi.threads) + " thr ms").c_str(), "speedup", "share");
+  std::string worst;
+  double worst_sp = 1e300;
+  for (const auto& op : lo.summary.ops) {
+    const double ms_lo = op.seconds() * 1e3 / double(lo.summary.steps);
+    double ms_hi = 0;
+    for (const auto& o : hi.summary.ops)
+      if (o.name == op.name) ms_hi = o.seconds() * 1e3 / double(hi.summary.steps);
+    const double sp = ms_hi > 0 ? ms_lo / ms_hi : 0;
+    const double share = 100 * op.seconds() / lo.summary.step_s;
+    std::printf("%-16s %12.3f %12.3f %9.2f %7.1f%%\n", op.name.c_str(), ms_lo, ms_hi, sp, share);
+    if (share >= 1 && sp < worst_sp) worst_sp = sp, worst = op.name;  // ops worth naming
+  }
+  if (pts.size() > 1 && !worst.empty())
+    std::printf("\nscales worst: %s (%.2fx at %d threads; ops under 1%% of the step not counted)\n",
+                worst.c_str(), worst_sp, hi.threads);
+  std::printf("weights after the same steps identical for every thread count: %s\n",
+              identical ? "yes" : "NO");
+  io::write_file_atomic(out / "scale.csv", csv);
+  plot.series = {measured, ideal};
+  write_plot(out / "scale", plot);
+  std::printf("outputs: %s/{scale.csv,scale.svg,scale.png}\n", out.string().c_str());
+  return identical ? exit_ok : exit_check_failed;
+}
+
+}  // namespace
+
+void register_scale(CLI::App& app, Action& run) {
+  auto a = std::make_shared<ScaleArgs>();
+  CLI::App* cmd = app.add_subcommand("scale", "Thread scaling of a training step: speedup, efficiency, per-op speedup");
+  cmd->add_option("--model", a->model, "seed, lenet5 or a spec file (default lenet5)");
+  cmd->add_option("--threads", a->threads, "thread counts, e.g. 1,2,4 (default: 1, 2, 4, ... all cores)");
+  cmd->add_option("--batch", a->batch, "batch size (default 64)");
+  cmd->add_option("--steps", a->steps, "timed steps per thread count (default 20)");
+  cmd->add_option("--warmup", a->warmup, "untimed steps first (default 2)");
+  cmd->add_option("--dtype", a->dtype, "float | double (default float)");
+  cmd->add_option("--out", a->out, "output directory (default out/scale-<model>)");
+  cmd->callback([a, &run] { run = [a] { return run_scale(*a); }; });
+}
+
+}  // namespace tapegrad::cli

@@ -1,0 +1,666 @@
+// The lowered convolution (see conv2d_lowered.hpp): the plan (tier, tiles, tap offsets), the
+// builder of X~, and the drivers of the three directions around the micro-kernels of
+// fast_gemm.cpp (LoweredKernels).
+#include "conv2d_lowered.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fast_gemm.hpp"
+
+namespace tapegrad::fast::detail {
+namespace {
+
+// Below this much work a call runs on the calling thread only (the same bits either way).
+constexpr double min_parallel_flops = 1e6;
+// Tasks aim at about this much work: more is coarser load balance, less is scheduling cost.
+constexpr double task_flops = 2e5;
+// Backward-weights reads its reduction in chunks of about this many vectors per row of the
+// tile, so that a chunk of every row of a tile stays in the L1 cache across the tap tiles.
+constexpr index_t chunk_steps = 64;
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+// floor(a / b) for b > 0 and any sign of a.
+index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// X~: `units` x `groups` blocks of ci channels, each channel `plane` elements per lane; an
+// element is (unit, group, c, phase, h'', w'', lane) at
+//   (((unit*groups + gi)*ci + c)*plane + phase*hq*wq + h''*wq + w'')*lanes + lane
+// and holds src[n][gi*ci + c][h''*sh + a - pad_h][w''*sw + b - pad_w] for image
+// n = unit*lanes + lane (zero outside src, and for n >= images).
+struct Lowering {
+  index_t images, c_src, hs, ws;  // the source tensor (N, c_src, hs, ws)
+  index_t groups, ci;
+  index_t pad_h, pad_w;  // may be negative (a crop)
+  index_t sh, sw;        // stride phases
+  index_t hq, wq;        // extent of one phase image
+  index_t plane;         // >= sh*sw*hq*wq; the rest is zeros
+  index_t lanes;         // 1: pixels tier; L: batch tier
+  index_t units;         // images (pixels tier) or ceil(images / L) (batch tier)
+  index_t size;          // elements to allocate, slack included
+  index_t unit_stride() const { return ci * plane * lanes; }  // one (unit, group)
+  index_t items() const { return units * groups * ci; }       // planes to build
+};
+
+Lowering make_lowering(index_t images, index_t c_src, index_t hs, index_t ws, index_t groups,
+                       index_t pad_h, index_t pad_w, index_t sh, index_t sw, index_t hq,
+                       index_t wq, index_t plane, index_t lanes) {
+  Lowering lw{images, c_src, hs, ws, groups, c_src / groups, pad_h, pad_w, sh, sw, hq, wq,
+              plane, lanes, ceil_div(images, lanes), 0};
+  lw.size = lw.units * groups * lw.unit_stride();
+  return lw;
+}
+
+// Fills X~ from src (zeros where no source element maps, slack zeroed too). In the batch tier
+// a full group of L images is first transposed plane by plane (L x L vector blocks over the
+// hs*ws pixels of the channel, contiguous in every image) into a pixel-major buffer, whose rows
+// of L-lane vectors are then copied into place; a partial group goes element by element.
+// Item `it` < items() is one (unit, group, channel) plane; build_slack zeroes what follows.
+template <class T>
+void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const index_t L = lw.lanes, hw = lw.hq * lw.wq;
+  const index_t image = lw.c_src * lw.hs * lw.ws;  // src elements per image
+  const index_t pixels = lw.hs * lw.ws;
+  {
+    const index_t unit = it / (lw.groups * lw.ci), ch = it % (lw.groups * lw.ci);
+    T* o = out + it * lw.plane * L;
+    std::fill(o, o + lw.plane * L, T(0));
+    const index_t lanes = std::min(L, lw.images - unit * L);
+    const T* s0 = src + (unit * L * lw.c_src + ch) * pixels;  // image unit*L, channel ch
+    // tp[(h*ws + w)*L + l] = image l's element (h, w) of this channel
+    T* tp = nullptr;
+    if (L > 1 && lanes == L) {
+      tp = scratch_aligned<T>(5, pixels * L);
+      index_t j = 0;
+      for (; j + L <= pixels; j += L) lk.transpose(s0 + j, image, tp + j * L, L);
+      for (; j < pixels; ++j)
+        for (index_t l = 0; l < L; ++l) tp[j * L + l] = s0[l * image + j];
+    }
+    for (index_t a = 0; a < lw.sh; ++a)
+      for (index_t b = 0; b < lw.sw; ++b) {
+        // valid w'': 0 <= w''*sw + b - pad_w < ws
+        const index_t lo = std::clamp<index_t>(-floor_div(b - lw.pad_w, lw.sw), 0, lw.wq);
+        const index_t hi =
+            std::clamp<index_t>(floor_div(lw.ws - 1 + lw.pad_w - b, lw.sw) + 1, lo, lw.wq);
+        for (index_t hh = 0; hh < lw.hq; ++hh) {
+          const index_t h = hh * lw.sh + a - lw.pad_h;
+          if (h < 0 || h >= lw.hs) continue;
+          T* orow = o + ((a * lw.sw + b) * hw + hh * lw.wq) * L;
+          const index_t w0 = b - lw.pad_w;  // source column of w'' = 0
+          if (L == 1) {
+            const T* srow = s0 + h * lw.ws + w0;
+            if (lw.sw == 1)
+              std::memcpy(orow + lo, srow + lo, sizeof(T) * std::size_t(hi - lo));
+            else
+              for (index_t w = lo; w < hi; ++w) orow[w] = srow[w * lw.sw];
+          } else if (tp) {
+            const T* trow = tp + (h * lw.ws + w0) * L;
+            if (lw.sw == 1)
+              std::memcpy(orow + lo * L, trow + lo * L, sizeof(T) * std::size_t((hi - lo) * L));
+            else
+              for (index_t w = lo; w < hi; ++w)
+                std::memcpy(orow + w * L, trow + w * lw.sw * L, sizeof(T) * std::size_t(L));
+          } else {
+            const T* srow = s0 + h * lw.ws + w0;
+            for (index_t w = lo; w < hi; ++w)
+              for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
+          }
+        }
+      }
+  }
+}
+template <class T>
+void build_slack(const Lowering& lw, T* out) {
+  std::fill(out + lw.items() * lw.plane * lw.lanes, out + lw.size, T(0));
+}
+
+// Rows of the output split into panels of at most mr_max rows, as even as possible.
+struct Panels {
+  std::vector<index_t> first;  // first row of panel i; first[count] = rows
+  index_t count() const { return index_t(first.size()) - 1; }
+  int rows(index_t i) const { return int(first[std::size_t(i + 1)] - first[std::size_t(i)]); }
+};
+Panels make_panels(index_t rows, int mr_max) {
+  const index_t count = ceil_div(rows, mr_max);
+  Panels p;
+  for (index_t i = 0; i <= count; ++i) p.first.push_back(i * rows / count);
+  return p;
+}
+
+// Everything about one direction that the shape decides.
+struct Plan {
+  bool batch = false;  // the tier
+  index_t L = 1;       // lanes of the ISA for T
+  Lowering in{};       // X~ of the input (x, or dy for backward-data)
+  Lowering dyl{};      // backward-weights: the lowered dy
+  index_t M = 0;       // output rows per group: K/G, or C/G for backward-data
+  index_t taps = 0;    // reduction terms per output: ci*R*S
+  index_t op = 0, oq = 0;  // output extent of the product
+  std::vector<index_t> boff;  // per tap (padded to a whole tap tile), times in.lanes
+  Panels panels;
+  index_t bnp = 0;     // forward / backward-data: output vectors per block, a multiple of every
+                       // panel's tile (lk.np[rows]), so that all panels tile a block exactly
+  index_t dlen = 0;    // backward-weights, pixels tier: elements per row of the lowered dy
+  index_t R = 0, dh = 0, row_taps = 0;  // products: taps of one kernel row r are one range
+  // Backward-weights. Tiles: (group, panel of rows, tile of nt taps); tasks: (run of units,
+  // group, panel, block of tile_blk tap tiles). Units (images, or groups of L images) are cut
+  // into `runs` runs of consecutive units; each run's lane sums go to its own partial and the
+  // partials are added in run order before the lane tree. All fixed by the shape.
+  std::vector<index_t> ntiles, tile_blk, blocks;  // per panel
+  index_t runs = 1;
+
+  // The kernel rows r a tile of output rows [pa, pb] needs: the others only read padding (or,
+  // for backward-data, the zeros around dy). Output row p reads padded input row
+  // p*sh + r*dh, which holds data iff pad_h <= it < pad_h + hs. Returned as a range of taps.
+  std::pair<index_t, index_t> tap_range(index_t pa, index_t pb) const {
+    auto ceil_q = [](index_t a, index_t b) { return -floor_div(-a, b); };
+    const index_t lo = std::max<index_t>(0, ceil_q(in.pad_h - pb * in.sh, dh));
+    const index_t hi = std::clamp<index_t>(ceil_q(in.pad_h + in.hs - pa * in.sh, dh), lo, R);
+    return {lo * row_taps, hi * row_taps};
+  }
+};
+
+// Cost (in vector multiply-adds) of each tier, and the work each wastes: the pixels tier
+// computes the columns [Q, wq) of every row and rounds each image up to whole tiles, and copies
+// its input and output row by row; the batch tier rounds the batch up to whole groups of lanes
+// and transposes its inputs and outputs by L x L vector blocks. Per element moved, about a
+// tenth of a multiply-add (batch: a load, a store and log2(L) shuffles per L elements, and a
+// row copy; pixels: the row copies), measured on LeNet's and ResNet's shapes.
+constexpr double transpose_cost = 0.1, copy_cost = 0.05;
+
+// Tap offsets in X~ for the forward / backward-weights lowering of x, in the order (r, c, s)
+// (the products: a tile's taps that can read x rows are one range) or (c, r, s) (the layout of
+// dw).
+std::vector<index_t> tap_offsets_x(const Conv2dGeom& g, const Lowering& lw, bool rcs) {
+  std::vector<index_t> off;
+  const index_t hw = lw.hq * lw.wq;
+  auto push = [&](index_t c, index_t r, index_t s) {
+    const index_t vr = r * g.prm.dilation[0], vs = s * g.prm.dilation[1];
+    const index_t phase = (vr % lw.sh) * lw.sw + vs % lw.sw;
+    off.push_back((c * lw.plane + phase * hw + (vr / lw.sh) * lw.wq + vs / lw.sw) * lw.lanes);
+  };
+  if (rcs) {
+    for (index_t r = 0; r < g.r; ++r)
+      for (index_t c = 0; c < lw.ci; ++c)
+        for (index_t s = 0; s < g.s; ++s) push(c, r, s);
+  } else {
+    for (index_t c = 0; c < lw.ci; ++c)
+      for (index_t r = 0; r < g.r; ++r)
+        for (index_t s = 0; s < g.s; ++s) push(c, r, s);
+  }
+  return off;
+}
+
+template <class T>
+Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  Plan pl;
+  pl.L = lk.lanes;
+  const index_t L = pl.L, G = g.groups();
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
+  // The lowered input in pixel coordinates (lanes filled in below, once the tier is known).
+  index_t images = g.n, c_src, hs, ws, pad_h, pad_w, ph_h, ph_w, hq, wq;
+  if (dir == ConvDir::backward_data) {
+    assert(sh == 1 && sw == 1);
+    c_src = g.k, hs = g.p, ws = g.q;
+    pad_h = dh * (g.r - 1) - g.prm.pad[0], pad_w = dw * (g.s - 1) - g.prm.pad[1];
+    ph_h = ph_w = 1;
+    hq = g.h + dh * (g.r - 1), wq = g.w + dw * (g.s - 1);
+    pl.M = g.c_per_group();
+    pl.op = g.h, pl.oq = g.w;
+  } else {
+    c_src = g.c, hs = g.h, ws = g.w;
+    pad_h = g.prm.pad[0], pad_w = g.prm.pad[1];
+    ph_h = sh, ph_w = sw;
+    hq = ceil_div(g.h + 2 * pad_h, sh), wq = ceil_div(g.w + 2 * pad_w, sw);
+    pl.M = g.k_per_group();
+    pl.op = g.p, pl.oq = g.q;
+  }
+  const index_t ci = c_src / G;
+  pl.taps = ci * g.r * g.s;
+  // backward-weights: panels of at most mr_max / 2 rows (of dy), so that a chunk of each of the
+  // panel's dy rows and of the tile's x rows stays in the L1 cache across its tap tiles
+  pl.panels = make_panels(pl.M, dir == ConvDir::backward_weights ? std::max(1, lk.mr_max / 2)
+                                                                 : lk.mr_max);
+  index_t np = 1;
+  index_t taps_pad = pl.taps;  // the taps a tile of the last tap tile reads, any panel
+  for (index_t i = 0; i < pl.panels.count(); ++i) {
+    np = std::lcm(np, index_t(lk.np[pl.panels.rows(i)]));
+    taps_pad = std::max(taps_pad, round_up(pl.taps, lk.nt[pl.panels.rows(i)]));
+  }
+  pl.bnp = np;
+  const double M = double(pl.M), taps = double(pl.taps), NG = double(images * G);
+  const double pix = double(pl.op * pl.oq);
+  const double in_elems = NG * double(ci) * double(hq * wq * ph_h * ph_w);
+  double cost_pixels, cost_batch;
+  if (dir == ConvDir::backward_weights) {
+    const double steps = double(ceil_div(pl.op * wq, L));
+    cost_pixels = NG * steps * M * double(taps_pad) + copy_cost * (in_elems + NG * M * pix);
+    cost_batch = double(ceil_div(images, L)) * double(G) * pix * M * double(taps_pad) +
+                 transpose_cost * (in_elems + NG * M * pix);
+  } else {
+    cost_pixels = NG * double(round_up(ceil_div(pl.op * wq, L), np)) * M * taps +
+                  copy_cost * (in_elems + NG * M * pix);
+    cost_batch = double(ceil_div(images, L)) * double(G) * double(round_up(pl.op * pl.oq, np)) *
+                     M * taps +
+                 transpose_cost * (in_elems + NG * M * pix);
+  }
+  const int force = forced_tier().load(std::memory_order_relaxed);
+  pl.batch = force == 0 ? L > 1 && cost_batch < cost_pixels : force == 2;
+  const index_t lanes = pl.batch ? L : 1;
+  index_t plane = ph_h * ph_w * hq * wq;
+  pl.in = make_lowering(images, c_src, hs, ws, G, pad_h, pad_w, ph_h, ph_w, hq, wq, plane, lanes);
+  // products: taps (r, c, s) (backward-data: (r', k, s')); backward-weights: (c, r, s)
+  if (dir == ConvDir::backward_data) {
+    for (index_t r = 0; r < g.r; ++r)
+      for (index_t k = 0; k < ci; ++k)
+        for (index_t s = 0; s < g.s; ++s)
+          pl.boff.push_back((k * pl.in.plane + r * dh * wq + s * dw) * lanes);
+  } else {
+    pl.boff = tap_offsets_x(g, pl.in, dir == ConvDir::forward);
+  }
+  pl.R = g.r, pl.dh = dh, pl.row_taps = ci * g.s;
+  const index_t max_boff = *std::max_element(pl.boff.begin(), pl.boff.end());
+  if (dir == ConvDir::backward_weights) {
+    // Tap tiles read past the last tap: repeat it (its results are dropped).
+    pl.boff.resize(std::size_t(taps_pad), pl.boff.back());
+    if (pl.batch) {
+      pl.dyl = make_lowering(images, g.k, g.p, g.q, G, 0, 0, 1, 1, g.p, g.q, g.p * g.q, L);
+    } else {
+      // dy with rows widened to wq (zeros at q >= Q), each channel rounded up to whole vectors
+      pl.dlen = round_up(g.p * wq, L);
+      pl.dyl = make_lowering(images, g.k, g.p, g.q, G, 0, 0, 1, 1, g.p, wq, pl.dlen, 1);
+      // The last unit's taps read up to dlen past their offsets.
+      pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
+                                            pl.dlen);
+    }
+    // A task runs all its tap tiles over each chunk of its panel's dy rows while the chunk is
+    // in the L1 cache, so it takes as many tiles as it can: a panel's tiles are split only
+    // into as many blocks as give the call about 8 tasks (the split changes no bit).
+    index_t base_tasks = 0;
+    const index_t split = ceil_div(8, G * pl.panels.count());
+    for (index_t pi = 0; pi < pl.panels.count(); ++pi) {
+      const int mr = pl.panels.rows(pi), nt = lk.nt[mr];
+      const index_t tiles = ceil_div(pl.taps, nt);
+      const index_t blk = ceil_div(tiles, std::min(tiles, split));
+      pl.ntiles.push_back(tiles);
+      pl.tile_blk.push_back(blk);
+      pl.blocks.push_back(ceil_div(tiles, blk));
+      base_tasks += G * pl.blocks.back();
+    }
+    const index_t want = ceil_div(8, base_tasks);
+    const auto afford = index_t(g.flops() / (4 * task_flops * double(base_tasks)));
+    pl.runs = std::clamp<index_t>(std::min(want, afford), 1, pl.in.units);
+  } else if (!pl.batch) {
+    // Tiles of the last unit read up to a whole tile past the last output pixel.
+    pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
+                                          round_up(ceil_div(pl.op * wq, L), np) * L);
+  }
+  return pl;
+}
+
+// Packs the weights of each group as panels: panel i of group gi holds
+// a[kk*mr + m] = weight(gi, panel.first + m, kk) for kk < taps; returns each panel's offset.
+template <class T, class F>
+std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, F weight) {
+  std::vector<index_t> off;
+  index_t at = 0;
+  for (index_t gi = 0; gi < G; ++gi)
+    for (index_t i = 0; i < pl.panels.count(); ++i) {
+      const int mr = pl.panels.rows(i);
+      const index_t m0 = pl.panels.first[std::size_t(i)];
+      off.push_back(at);
+      for (index_t kk = 0; kk < pl.taps; ++kk)
+        for (int m = 0; m < mr; ++m) out[at + kk * mr + m] = weight(gi, m0 + m, kk);
+      at += pl.taps * mr;
+    }
+  return off;
+}
+
+// The product of forward and backward-data: out[n][gi*M + m][p][q] (an NCHW tensor of G*M
+// channels, op x oq pixels) = bias[gi*M + m] (or 0) + sum_kk A(gi, m, kk) * X~[boff[kk] + ...],
+// each tile summing only the taps whose kernel rows can reach data (Plan::tap_range; the
+// others would add products with zeros).
+//   pixels tier: tasks (image and group, run of blocks); a block is bnp vectors of L
+//     consecutive j = p*wq + q, which every panel covers with whole tiles of its width (the
+//     panels share the block's inputs); each tile is cropped into out (q < oq) at once.
+//   batch tier: tasks (group of L images and group, run of output pixels); for each panel the
+//     tiles of np pixels fill a stage [m][pixel][lane] that is transposed into out by L x L
+//     blocks.
+struct ProductTasks {
+  index_t run_vecs, vecs, runs, count;
+};
+template <class T>
+ProductTasks product_tasks(const Plan& pl) {
+  const index_t M = pl.M, L = pl.L, bnp = pl.bnp;
+  const double block_flops = 2.0 * double(M) * double(pl.taps) * double(bnp * L);
+  const index_t blocks_per_task = std::max<index_t>(1, index_t(task_flops / block_flops));
+  ProductTasks pt;
+  // batch tier: at least 2L output pixels per task, so that its output goes out by whole L x L
+  // transposes
+  pt.run_vecs =
+      pl.batch ? round_up(std::max(blocks_per_task * bnp, 2 * L), bnp) : blocks_per_task * bnp;
+  pt.vecs = pl.batch ? pl.op * pl.oq : ceil_div(pl.op * pl.in.wq, L);
+  pt.runs = ceil_div(pt.vecs, pt.run_vecs);
+  pt.count = pl.in.units * pl.in.groups * pt.runs;
+  return pt;
+}
+
+// Task t < product_tasks(pl).count.
+template <class T>
+void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* apack,
+                  const std::vector<index_t>& aoff, const T* bias, T* out, index_t t) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const Lowering& in = pl.in;
+  const index_t G = in.groups, M = pl.M, L = pl.L, bnp = pl.bnp;
+  const index_t PQ = pl.op * pl.oq, npan = pl.panels.count();
+  const int mode = bias ? 1 : 0;
+  const index_t run_vecs = pt.run_vecs, vecs = pt.vecs, runs = pt.runs;
+  {
+    const index_t unit = t / runs, run = t % runs;  // unit = n*G + gi, or grp*G + gi
+    const index_t un = unit / G, gi = unit % G;
+    const T* xu = xt + unit * in.unit_stride();
+    const index_t v_begin = run * run_vecs, v_end = std::min(vecs, v_begin + run_vecs);
+    index_t pofs[24];
+    if (!pl.batch) {
+      T* stage = scratch_aligned<T>(4, lk.mr_max * 24 * L);
+      const index_t span = pl.op * in.wq;
+      for (index_t b0 = v_begin; b0 < v_end; b0 += bnp)
+        for (index_t pi = 0; pi < npan; ++pi) {
+          const int mr = pl.panels.rows(pi), np = lk.np[mr];
+          const index_t m0 = pl.panels.first[std::size_t(pi)];
+          const T* a = apack + aoff[std::size_t(gi * npan + pi)];
+          const T* bm = bias ? bias + gi * M + m0 : nullptr;
+          for (index_t i = 0; i < np; ++i) pofs[i] = i * L;
+          for (index_t v0 = b0; v0 < std::min(v_end, b0 + bnp); v0 += np) {
+            const index_t j0 = v0 * L, j1 = std::min(span, j0 + np * L);
+            const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
+            lk.outer[mr](k1 - k0, a + k0 * mr, xu + j0, pl.boff.data() + k0, pofs, stage, np * L,
+                         mode, bm);
+            // crop: j = p*wq + q -> out[n][gi*M + m][p][q] for q < oq
+            for (int m = 0; m < mr; ++m) {
+              T* orow = out + (un * G * M + gi * M + m0 + m) * PQ;
+              const T* srow = stage + m * np * L - j0;
+              for (index_t p = j0 / in.wq; p * in.wq < j1; ++p) {
+                const index_t qa = std::max(j0 - p * in.wq, index_t(0));
+                const index_t qb = std::min(j1 - p * in.wq, pl.oq);
+                T* d = orow + p * pl.oq;
+                const T* sr = srow + p * in.wq;
+                for (index_t q = qa; q < qb; ++q) d[q] = sr[q];
+              }
+            }
+          }
+        }
+    } else {
+      const index_t count = v_end - v_begin;  // output pixels of this task
+      const index_t lanes = std::min(L, in.images - un * L);
+      T* stage = scratch_aligned<T>(4, lk.mr_max * (round_up(count, 24) + L) * L);
+      const index_t ld = round_up(count, 24) * L;  // stage row m: pixels x lanes
+      for (index_t pi = 0; pi < npan; ++pi) {
+        const int mr = pl.panels.rows(pi), np = lk.np[mr];
+        const index_t m0 = pl.panels.first[std::size_t(pi)];
+        const T* a = apack + aoff[std::size_t(gi * npan + pi)];
+        const T* bm = bias ? bias + gi * M + m0 : nullptr;
+        for (index_t v0 = v_begin; v0 < v_end; v0 += np) {
+          const index_t nv = std::min<index_t>(np, v_end - v0);
+          for (index_t i = 0; i < np; ++i) {  // a short last tile repeats its last pixel
+            const index_t pix = v0 + std::min<index_t>(i, nv - 1);
+            pofs[i] = ((pix / pl.oq) * in.wq + pix % pl.oq) * L;
+          }
+          const auto [k0, k1] = pl.tap_range(v0 / pl.oq, (v0 + nv - 1) / pl.oq);
+          lk.outer[mr](k1 - k0, a + k0 * mr, xu, pl.boff.data() + k0, pofs,
+                       stage + (v0 - v_begin) * L, ld, mode, bm);
+        }
+        // stage[m][pixel][lane] -> out[un*L + lane][gi*M + m0 + m][v_begin + pixel]
+        for (int m = 0; m < mr; ++m) {
+          T* o = out + (un * L * G * M + gi * M + m0 + m) * PQ + v_begin;
+          const T* sm = stage + m * ld;
+          index_t i = 0;
+          if (lanes == L)
+            for (; i + L <= count; i += L) lk.transpose(sm + i * L, L, o + i, G * M * PQ);
+          for (; i < count; ++i)
+            for (index_t l = 0; l < lanes; ++l) o[l * G * M * PQ + i] = sm[i * L + l];
+        }
+      }
+    }
+  }
+}
+
+// Forward and backward-data in one parallel region: X~ from src (a barrier), then the tasks.
+template <class T>
+void run_product(const Conv2dGeom& g, const Plan& pl, const T* src, T* xt, const T* apack,
+                 const std::vector<index_t>& aoff, const T* bias, T* out) {
+  const ProductTasks pt = product_tasks<T>(pl);
+  const index_t items = pl.in.items();
+  build_slack(pl.in, xt);
+#pragma omp parallel if (g.flops() >= min_parallel_flops)
+  {
+#pragma omp for schedule(static)
+    for (index_t it = 0; it < items; ++it) build_item(pl.in, src, xt, it);
+#pragma omp for schedule(dynamic, 1)
+    for (index_t t = 0; t < pt.count; ++t) product_task(pl, pt, xt, apack, aoff, bias, out, t);
+  }
+}
+
+// The fixed tree that combines the lanes of a backward-weights sum: at width w = L/2, ..., 1,
+// lane l += lane l + w.
+template <class T>
+T lane_tree(const T* v, index_t L) {
+  T t[64];
+  for (index_t l = 0; l < L; ++l) t[l] = v[l];
+  for (index_t w = L / 2; w >= 1; w /= 2)
+    for (index_t l = 0; l < w; ++l) t[l] += t[l + w];
+  return t[0];
+}
+
+}  // namespace
+
+std::atomic<int>& forced_tier() {
+  static std::atomic<int> tier{0};
+  return tier;
+}
+
+// "a+b+c", with a run of k equal items written k*item.
+std::string join_runs(const std::vector<std::string>& items) {
+  std::string s;
+  for (std::size_t i = 0; i < items.size();) {
+    std::size_t j = i;
+    while (j < items.size() && items[j] == items[i]) ++j;
+    if (!s.empty()) s += '+';
+    if (j - i > 1) s += std::to_string(j - i) + '*';
+    s += items[i];
+    i = j;
+  }
+  return s;
+}
+
+template <class T>
+std::string lowered_plan(const Conv2dGeom& g, ConvDir dir) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const Plan pl = plan_of<T>(g, dir);
+  std::vector<std::string> rows, tiles;
+  for (index_t i = 0; i < pl.panels.count(); ++i) {
+    const int mr = pl.panels.rows(i);
+    rows.push_back(std::to_string(mr));
+    tiles.push_back(dir == ConvDir::backward_weights
+                        ? std::to_string(pl.ntiles[std::size_t(i)]) + "x" + std::to_string(lk.nt[mr])
+                        : std::to_string(lk.np[mr]));
+  }
+  std::string s = pl.batch ? "batch" : "pixels";
+  s += " panels=" + join_runs(rows);
+  if (dir == ConvDir::backward_weights)
+    s += " tap_tiles=" + join_runs(tiles) + " runs=" + std::to_string(pl.runs);
+  else
+    s += " tile=" + join_runs(tiles);
+  return s;
+}
+
+template <class T>
+const char* lowered_tier(const Conv2dGeom& g, ConvDir dir) {
+  if (dir == ConvDir::backward_data && (g.prm.stride[0] > 1 || g.prm.stride[1] > 1))
+    return nullptr;
+  return plan_of<T>(g, dir).batch ? "batch" : "pixels";
+}
+
+template <class T>
+void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y) {
+  const Plan pl = plan_of<T>(g, ConvDir::forward);
+  T* xt = scratch_aligned<T>(1, pl.in.size);
+  const index_t Kg = g.k_per_group();
+  T* apack = scratch<T>(0, g.k * pl.taps);
+  const index_t Cg = g.c_per_group(), S = g.s, RS = g.r * g.s;
+  // A(gi, k, (r, c, s)) = w[gi*Kg + k][c][r][s]
+  const auto aoff = pack_panels(pl, g.groups(), apack, [&](index_t gi, index_t k, index_t kk) {
+    const index_t r = kk / (Cg * S), c = (kk / S) % Cg, s = kk % S;
+    return w[(gi * Kg + k) * pl.taps + c * RS + r * S + s];
+  });
+  run_product(g, pl, x, xt, apack, aoff, b, y);
+}
+
+template <class T>
+void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx) {
+  const Plan pl = plan_of<T>(g, ConvDir::backward_data);
+  T* dyt = scratch_aligned<T>(1, pl.in.size);
+  const index_t Kg = g.k_per_group(), Cg = g.c_per_group(), RS = g.r * g.s;
+  T* apack = scratch<T>(0, g.c * pl.taps);
+  // A(gi, c, (r', k, s')) = w[gi*Kg + k][c][R-1-r'][S-1-s']
+  const index_t S = g.s;
+  const auto aoff = pack_panels(pl, g.groups(), apack, [&](index_t gi, index_t c, index_t kk) {
+    const index_t r = kk / (Kg * S), k = (kk / S) % Kg, s = kk % S;
+    return w[((gi * Kg + k) * Cg + c) * RS + (g.r - 1 - r) * S + (S - 1 - s)];
+  });
+  run_product(g, pl, dy, dyt, apack, aoff, static_cast<const T*>(nullptr), dx);
+}
+
+template <class T>
+void lowered_backward_weights(const Conv2dGeom& g, const T* x, const T* dy, T* dw) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const Plan pl = plan_of<T>(g, ConvDir::backward_weights);
+  const Lowering &in = pl.in, &dl = pl.dyl;
+  const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps;
+  T* xt = scratch_aligned<T>(1, in.size);
+  T* dyt = scratch_aligned<T>(2, dl.size);
+  build_slack(in, xt);
+  build_slack(dl, dyt);
+  const index_t npan = pl.panels.count();
+  const index_t runs = pl.runs;
+  // Tasks (run, group, panel, block of tap tiles). With one run a task writes its dw entries
+  // itself; with more, each run's lane sums go to partial[run][gi][m][tap][lane] and the
+  // last task of a (group, panel, block) to finish (a counter per block; which task that is
+  // does not matter) adds the runs in run order and applies the lane tree.
+  const index_t part_run = G * M * taps * L;
+  T* partial = runs > 1 ? scratch_aligned<T>(3, runs * part_run) : nullptr;
+  std::vector<index_t> task_panel, task_gi, task_blk, block_id;
+  index_t blocks_total = 0;
+  for (index_t gi = 0; gi < G; ++gi)
+    for (index_t pi = 0; pi < npan; ++pi)
+      for (index_t blk = 0; blk < pl.blocks[std::size_t(pi)]; ++blk) {
+        task_gi.push_back(gi);
+        task_panel.push_back(pi);
+        task_blk.push_back(blk);
+        block_id.push_back(blocks_total++);
+      }
+  std::unique_ptr<std::atomic<index_t>[]> done;
+  if (runs > 1) done.reset(new std::atomic<index_t>[std::size_t(blocks_total)]());
+  const index_t tasks = runs * blocks_total, items_x = in.items(), items = items_x + dl.items();
+  const index_t wq = in.wq;
+#pragma omp parallel if (g.flops() >= min_parallel_flops)
+  {
+#pragma omp for schedule(static)
+    for (index_t it = 0; it < items; ++it)
+      if (it < items_x)
+        build_item(in, x, xt, it);
+      else
+        build_item(dl, dy, dyt, it - items_x);
+#pragma omp for schedule(dynamic, 1)
+    for (index_t t = 0; t < tasks; ++t) {
+      const index_t run = t / blocks_total, b = t % blocks_total;
+      const index_t gi = task_gi[std::size_t(b)];
+      const index_t pi = task_panel[std::size_t(b)], blk = task_blk[std::size_t(b)];
+      const int mr = pl.panels.rows(pi), nt = lk.nt[mr];
+      const index_t m0 = pl.panels.first[std::size_t(pi)];
+      const index_t tb = pl.tile_blk[std::size_t(pi)];
+      const index_t tile0 = blk * tb, tile1 = std::min(pl.ntiles[std::size_t(pi)], tile0 + tb);
+      const index_t tile_elems = index_t(mr) * nt * L;
+      T* acc = scratch_aligned<T>(4, (tile1 - tile0) * tile_elems);
+      std::fill(acc, acc + (tile1 - tile0) * tile_elems, T(0));
+      const index_t u0 = run * in.units / runs, u1 = (run + 1) * in.units / runs;
+      for (index_t u = u0; u < u1; ++u) {
+        const T* xu = xt + (u * G + gi) * in.unit_stride();
+        const T* du = dyt + (u * G + gi) * dl.unit_stride() + m0 * dl.plane * dl.lanes;
+        if (!pl.batch) {
+          const index_t steps = pl.dlen / L;
+          for (index_t s0 = 0; s0 < steps; s0 += chunk_steps) {
+            const index_t cs = std::min(chunk_steps, steps - s0);
+            for (index_t tile = tile0; tile < tile1; ++tile)
+              lk.dot[mr](1, cs, du + s0 * L, pl.dlen, 0, xu + s0 * L,
+                         pl.boff.data() + tile * nt, 0, acc + (tile - tile0) * tile_elems);
+          }
+        } else {
+          const index_t rc = std::max<index_t>(1, chunk_steps / pl.oq);
+          for (index_t p0 = 0; p0 < pl.op; p0 += rc) {
+            const index_t rows = std::min(rc, pl.op - p0);
+            for (index_t tile = tile0; tile < tile1; ++tile)
+              lk.dot[mr](rows, pl.oq, du + p0 * pl.oq * L, dl.plane * L, pl.oq * L,
+                         xu + p0 * wq * L, pl.boff.data() + tile * nt, wq * L,
+                         acc + (tile - tile0) * tile_elems);
+          }
+        }
+      }
+      // acc[(m*nt + tap)*L + l] of each tile: dw entry (gi*M + m0 + m, tile*nt + tap)
+      auto each_entry = [&](auto f) {
+        for (index_t tile = tile0; tile < tile1; ++tile)
+          for (int m = 0; m < mr; ++m)
+            for (index_t tp = 0; tp < nt && tile * nt + tp < taps; ++tp)
+              f((gi * M + m0 + m) * taps + tile * nt + tp,
+                acc + (tile - tile0) * tile_elems + (m * nt + tp) * L);
+      };
+      if (runs == 1) {
+        each_entry([&](index_t o, const T* v) { dw[o] = lane_tree(v, L); });
+      } else {
+        each_entry([&](index_t o, const T* v) {
+          std::memcpy(partial + run * part_run + o * L, v, sizeof(T) * std::size_t(L));
+        });
+        // the last run of this block to finish: dw = tree(((run0 + run1) + run2) + ...)
+        if (done[std::size_t(b)].fetch_add(1, std::memory_order_acq_rel) == runs - 1)
+          each_entry([&](index_t o, const T*) {
+            T v[64];
+            std::memcpy(v, partial + o * L, sizeof(T) * std::size_t(L));
+            for (index_t r = 1; r < runs; ++r)
+              for (index_t l = 0; l < L; ++l) v[l] += partial[r * part_run + o * L + l];
+            dw[o] = lane_tree(v, L);
+          });
+      }
+    }
+  }
+}
+
+template std::string lowered_plan<float>(const Conv2dGeom&, ConvDir);
+template std::string lowered_plan<double>(const Conv2dGeom&, ConvDir);
+template const char* lowered_tier<float>(const Conv2dGeom&, ConvDir);
+template const char* lowered_tier<double>(const Conv2dGeom&, ConvDir);
+template void lowered_forward<float>(const Conv2dGeom&, const float*, const float*, const float*,
+                                     float*);
+template void lowered_forward<double>(const Conv2dGeom&, const double*, const double*,
+                                      const double*, double*);
+template void lowered_backward_data<float>(const Conv2dGeom&, const float*, const float*, float*);
+template void lowered_backward_data<double>(const Conv2dGeom&, const double*, const double*,
+                                            double*);
+template void lowered_backward_weights<float>(const Conv2dGeom&, const float*, const float*,
+                                              float*);
+template void lowered_backward_weights<double>(const Conv2dGeom&, const double*, const double*,
+                                               double*);
+
+}  // namespace tapegrad::fast::detail

@@ -1,0 +1,154 @@
+// The profiler (tape/profile.hpp), its summaries (tape/profile_summary.hpp) and the Chrome
+// trace writer (io/chrome_trace.hpp).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "tapegrad/data/dataset.hpp"
+#include "tapegrad/io/chrome_trace.hpp"
+#include "tapegrad/net/params.hpp"
+#include "tapegrad/tape/profile.hpp"
+#include "tapegrad/tape/profile_summary.hpp"
+#include "tapegrad/train/trainer.hpp"
+
+using namespace tapegrad;
+using profile::Phase;
+using profile::Span;
+
+TEST(Profiler, OffRecordsNothingAndOnNests) {
+  profile::stop();
+  profile::start();
+  profile::stop();
+  { profile::Scope s("off", Phase::other); EXPECT_FALSE(s.active()); }
+  EXPECT_TRUE(profile::collect().empty());
+  profile::start();
+  {
+    profile::Scope outer("outer", Phase::step);
+    profile::Scope inner("inner", Phase::forward);
+    inner.flops(42);
+    inner.args("ignored when not tracing");  // args are stored as given; tracing gates callers
+  }
+  profile::stop();
+  const auto spans = profile::collect();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_STREQ(spans[0].name, "outer");
+  EXPECT_EQ(spans[0].depth, 0);
+  EXPECT_EQ(spans[1].depth, 1);
+  EXPECT_LE(spans[0].t0, spans[1].t0);
+  EXPECT_LE(spans[1].t1, spans[0].t1);  // the inner span closed first
+  EXPECT_EQ(spans[1].flops, 42);
+}
+
+TEST(ProfileSummary, AddsDirectChildrenAndReportsTheRestAsUntracked) {
+  // One step of 100 ns on thread 0: a forward conv2d [10, 40), its backward [50, 80), and data
+  // [0, 5); a relu nested INSIDE conv2d's span [20, 30) must not count twice. Covered: 30 + 30
+  // + 5 = 65 ns, untracked 35 ns. A second step [200, 300) with one relu [210, 220): 90 ns
+  // untracked. An evaluation span outside the steps counts as eval only.
+  auto sp = [](const char* n, Phase p, int depth, std::int64_t t0, std::int64_t t1, double f) {
+    return Span{n, p, 0, depth, 1, t0, t1, f, {}};
+  };
+  const std::vector<Span> spans{
+      sp("step", Phase::step, 0, 0, 100, 0),        sp("batch", Phase::data, 1, 0, 5, 0),
+      sp("conv2d", Phase::forward, 1, 10, 40, 600), sp("relu", Phase::forward, 2, 20, 30, 0),
+      sp("conv2d", Phase::backward, 1, 50, 80, 1200), sp("step", Phase::step, 0, 200, 300, 0),
+      sp("relu", Phase::forward, 1, 210, 220, 0),   sp("evaluate", Phase::eval, 0, 400, 450, 0)};
+  const profile::Summary s = profile::summarize(spans);
+  EXPECT_EQ(s.steps, 2);
+  EXPECT_DOUBLE_EQ(s.step_s, 200e-9);
+  EXPECT_DOUBLE_EQ(s.untracked_s, (35 + 90) * 1e-9);
+  EXPECT_DOUBLE_EQ(s.eval_s, 50e-9);
+  ASSERT_EQ(s.ops.size(), 2u);
+  EXPECT_EQ(s.ops[0].name, "conv2d");
+  EXPECT_EQ(s.ops[0].calls, 1);
+  EXPECT_DOUBLE_EQ(s.ops[0].forward_s, 30e-9);
+  EXPECT_DOUBLE_EQ(s.ops[0].backward_s, 30e-9);
+  EXPECT_DOUBLE_EQ(s.ops[0].flops(), 1800);
+  EXPECT_EQ(s.ops[1].name, "relu");
+  EXPECT_EQ(s.ops[1].calls, 1);  // the nested one is inside conv2d's time
+  EXPECT_DOUBLE_EQ(s.ops[1].forward_s, 10e-9);
+  ASSERT_EQ(s.parts.size(), 1u);
+  EXPECT_EQ(s.parts[0].name, "batch");
+}
+
+TEST(Profiler, ATrainingStepCoversEveryOpBothWaysAndAddsUp) {
+  // lenet5, batch 32: every layer's op appears forward (once per layer per step) and backward,
+  // the step's parts are there, flops of conv2d and linear are those of their geometries, and
+  // the direct children plus the untracked rest equal the step time exactly. The untracked
+  // share (the tape's bookkeeping) is far below a quarter; a missing instrumentation point (the
+  // backward sweep, the optimizer) would leave half of the step untracked.
+  const NetSpec spec = load_spec("lenet5");
+  const data::Dataset d = data::make_random({1, 28, 28}, 64, 10, {}, 1);
+  Rng rng(1);
+  train::TrainerOptions opt;
+  opt.batch = 32;
+  opt.steps = 3;
+  train::Trainer<float> tr(spec, d, train::OptimConfig{"sgd", 0.01, 0.9}, opt,
+                           init_params<float>(spec, rng));
+  tr.step();  // warm-up, not profiled
+  profile::start();
+  tr.step();
+  tr.step();
+  profile::stop();
+  const auto spans = profile::collect();
+  const profile::Summary s = profile::summarize(spans);
+  EXPECT_EQ(s.steps, 2);
+  std::set<std::string> fwd, bwd;
+  for (const auto& sp : spans) {
+    if (sp.phase == Phase::forward) fwd.insert(sp.name);
+    if (sp.phase == Phase::backward) bwd.insert(sp.name);
+  }
+  const std::set<std::string> all{"conv2d", "relu", "max_pool2d", "flatten", "linear", "cross_entropy"};
+  EXPECT_EQ(fwd, all);
+  EXPECT_EQ(bwd, all);
+  double covered = s.untracked_s;
+  for (const auto& op : s.ops) covered += op.seconds();
+  for (const auto& p : s.parts) covered += p.seconds;
+  EXPECT_NEAR(covered, s.step_s, 1e-9 * s.step_s + 1e-12);
+  EXPECT_LT(s.untracked_s, 0.25 * s.step_s);
+  // conv2d per step: conv1 forward 2*32*6*28*28*25, conv2 2*32*16*10*10*150; backward: conv1
+  // only computes dw (its input is data), conv2 dx and dw.
+  const double c1 = 2.0 * 32 * 6 * 28 * 28 * 25, c2 = 2.0 * 32 * 16 * 10 * 10 * 150;
+  for (const auto& op : s.ops)
+    if (op.name == "conv2d") {
+      EXPECT_DOUBLE_EQ(op.forward_flops, 2 * (c1 + c2));
+      EXPECT_DOUBLE_EQ(op.backward_flops, 2 * (c1 + 2 * c2));
+    }
+}
+
+TEST(ChromeTrace, EventsCarryTheFormatsFields) {
+  profile::start({true});
+  {
+    profile::Scope a("step", Phase::step);
+    profile::mark("epoch", "1");
+    profile::Scope b("conv2d", Phase::forward);
+    b.args("x[1,1,3,3] w[1,1,3,3]");
+    b.flops(18);
+  }
+  profile::stop();
+  const auto j = nlohmann::json::parse(io::chrome_trace_json(profile::collect(), "test"));
+  ASSERT_TRUE(j["traceEvents"].is_array());
+  int complete = 0, instant = 0, meta = 0;
+  for (const auto& e : j["traceEvents"]) {
+    for (const char* k : {"name", "ph", "pid", "tid"}) EXPECT_TRUE(e.contains(k)) << e.dump();
+    const std::string ph = e["ph"];
+    if (ph == "M") {
+      ++meta;
+      continue;
+    }
+    EXPECT_TRUE(e.contains("ts")) << e.dump();
+    if (ph == "X") {
+      ++complete;
+      EXPECT_TRUE(e.contains("dur")) << e.dump();
+      if (e["name"] == "conv2d") {
+        EXPECT_EQ(e["args"]["geometry"], "x[1,1,3,3] w[1,1,3,3]");
+        EXPECT_DOUBLE_EQ(e["args"]["gflop"].get<double>(), 18e-9);
+      }
+    }
+    if (ph == "i") ++instant;
+  }
+  EXPECT_EQ(complete, 2);
+  EXPECT_EQ(instant, 1);
+  EXPECT_EQ(meta, 2);  // process and thread names
+}
