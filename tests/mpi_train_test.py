@@ -130,6 +130,30 @@ def main():
             test(same_bits_at_1_2_4_ranks_and_1_2_threads)
 
         @test
+        def a_profiled_job_traces_every_rank_and_times_its_exchange():
+            out = p('prof')
+            r = mpirun(2, 'train', *LENET, '--iterations', '3', '--threads', '1', '--profile',
+                       '--out', out)
+            assert r.returncode == 0, r.stderr
+            events = json.load(open(os.path.join(out, 'trace.json')))['traceEvents']
+            assert {e['pid'] for e in events} == {0, 1}, 'one process per rank, pid = rank'
+            names = {e['pid']: e['args']['name'] for e in events if e['name'] == 'process_name'}
+            assert 'rank 0 of 2' in names[0] and 'rank 1 of 2' in names[1], names
+            for pid in (0, 1):
+                def count(name, cat=None):  # in training steps (rank 0 also evaluates)
+                    return sum(1 for e in events if e['pid'] == pid and e['name'] == name and
+                               e['ph'] == 'X' and (cat is None or e['cat'] == cat) and
+                               e.get('args', {}).get('step', -1) > 0)
+                assert count('step') == 3, (pid, count('step'))
+                for part in ['wait', 'allgather', 'combine']:
+                    assert count(part, 'combine') == 3, (pid, part, count(part, 'combine'))
+                # Each rank runs its 2 of the 4 shards: 2 convolutions each, 3 steps (one
+                # process would run 24).
+                assert count('conv2d', 'forward') == 12, (pid, count('conv2d', 'forward'))
+            parts = {q['name'] for q in json.load(open(os.path.join(out, 'profile.json')))['parts']}
+            assert {'wait', 'allgather', 'combine'} <= parts, parts
+
+        @test
         def ranks_that_disagree_end_together_with_one_line():
             base = LENET + ['--iterations', '2']
             out = p('mismatch')

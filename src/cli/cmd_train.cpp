@@ -485,7 +485,10 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   profile::Summary prof;
   std::vector<profile::Span> trace;
   const index_t traced_until = trainer.steps_done() + p.trace_steps;
-  if (profiling) profile::start({p.trace_steps > 0});
+  if (profiling) {
+    run.job.barrier();  // MPI: the ranks' clocks start together, so their traces line up
+    profile::start({p.trace_steps > 0});
+  }
   auto profile_after_step = [&](index_t step) {
     if (!profiling) return;
     const bool last = step == total;
@@ -558,6 +561,16 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     }
   }
   progress.finish();
+  std::vector<std::string> rank_traces;  // MPI: one process per rank (pid = rank) in trace.json
+  if (profiling && run.job.size() > 1) {
+    std::string name = "tapegrad train ";
+    name += r.model_source;
+    name += ", rank ";
+    name += std::to_string(run.job.rank());
+    name += " of ";
+    name += std::to_string(run.job.size());
+    rank_traces = run.job.allgather(trace.empty() ? std::string() : io::chrome_trace_json(trace, name, run.job.rank()));
+  }
   if (!writer) {  // the other ranks hold the same weights; rank 0 writes everything
     if (profiling) profile::stop();
     return exit_ok;
@@ -573,7 +586,10 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     profile_summary = profile_json(prof, ctx);
     io::write_file_atomic(p.out / "profile.json", profile_summary.dump(2) + "\n");
     if (!trace.empty()) {
-      io::write_chrome_trace(p.out / "trace.json", trace, "tapegrad train " + r.model_source);
+      if (rank_traces.empty())
+        io::write_chrome_trace(p.out / "trace.json", trace, "tapegrad train " + r.model_source);
+      else
+        io::write_file_atomic(p.out / "trace.json", io::merge_chrome_traces(rank_traces));
       progress.line("trace: " + (p.out / "trace.json").string() + " (the first " +
                     std::to_string(std::min(p.trace_steps, total - (traced_until - p.trace_steps))) +
                     " steps; open in chrome://tracing or ui.perfetto.dev)");
