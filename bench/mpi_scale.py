@@ -53,7 +53,10 @@ def main():
     threads = [int(x) for x in a.threads.split(',')]
     env = dict(os.environ)
     env.update({'OMPI_ALLOW_RUN_AS_ROOT': '1', 'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1',
-                'OMPI_MCA_rmaps_base_oversubscribe': '1'})
+                'OMPI_MCA_rmaps_base_oversubscribe': '1',
+                # ranks waiting in MPI yield the core (Open MPI spins otherwise, taking it from
+                # the ranks still computing when cores are shared or oversubscribed)
+                'OMPI_MCA_mpi_yield_when_idle': '1'})
     train = ['train', '--model', a.model, '--train-size', str(a.batch * a.steps),
              '--iterations', str(a.steps), '--batch', str(a.batch), '--test-size', '10',
              '--shards', str(a.shards), '--profile', '--trace-steps', '0', '--progress', 'none']
