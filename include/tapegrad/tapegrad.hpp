@@ -65,4 +65,9 @@
 #include "tapegrad/gradcheck/tolerance.hpp"
 
 #include "tapegrad/io/npy.hpp"
+#include "tapegrad/oracle/activation.hpp"
+#include "tapegrad/oracle/bounds.hpp"
+#include "tapegrad/oracle/linear.hpp"
+#include "tapegrad/oracle/loss.hpp"
+#include "tapegrad/oracle/pool.hpp"
 #include "tapegrad/oracle/raw.hpp"
