@@ -145,11 +145,17 @@ void OracleReport::print(std::ostream& os) const {
   const char* val = f32 ? "%.9g" : "%.17g";
   std::string lower = letters;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  os << "oracle: " << op << ", " << dtype << ", layout " << layout_name(layout);
-  if (is_gradient) os << ", GradMode::" << grad_mode_name(grad_mode);
-  os << ", seed " << seed << "\n";
+  if (generated) {
+    os << "oracle: " << op << ", " << dtype << ", layout " << layout_name(layout);
+    if (is_gradient) os << ", GradMode::" << grad_mode_name(grad_mode);
+    os << ", seed " << seed << "\n";
+  } else {
+    os << "verify: " << op << ", " << dtype << "\n";
+  }
   os << "  problem          " << problem << "\n";
-  os << "  output           " << output << " " << letters << " " << shape.str() << "\n";
+  os << "  output           " << output << " ";
+  if (!letters.empty()) os << letters << " ";
+  os << shape.str() << "\n";
   os << "  tolerance        ";
   if (derived_tolerance) {
     os << "derived per element: |actual - exact| <= gamma(K) * S, K = ";
@@ -170,8 +176,9 @@ void OracleReport::print(std::ostream& os) const {
     os << "(caller's)\n";
   }
   if (worst_ratio_index) {
-    os << "  worst element    " << output << index_str(*worst_ratio_index) << " (" << lower
-       << "): actual " << fmt(val, worst_ratio_actual) << ", expected "
+    os << "  worst element    " << output << index_str(*worst_ratio_index);
+    if (!lower.empty()) os << " (" << lower << ")";
+    os << ": actual " << fmt(val, worst_ratio_actual) << ", expected "
        << fmt(val, worst_ratio_expected);
     if (std::isfinite(max_ratio))
       os << ", error " << fmt("%.2e", std::fabs(worst_ratio_actual - worst_ratio_expected))
@@ -189,7 +196,7 @@ void OracleReport::print(std::ostream& os) const {
       os << "  element " << output << index_str(v[i]) << " " << what << "\n";
     if (v.size() > shown) os << "  ... and " << v.size() - shown << " more " << what << "\n";
   };
-  list(unwritten, "was never written");
+  list(unwritten, generated ? "was never written" : "is NaN");
   list(accumulated,
        "was accumulated into (came out as prefill + gradient); GradMode::overwrite was declared");
   list(overwritten,

@@ -83,4 +83,13 @@ Bound cross_entropy_forward_bound(const Tensor<double>& logits,
 Bound cross_entropy_backward_bound(const Tensor<double>& logits,
                                    const std::vector<index_t>& targets, double dloss);
 
+// Judges `actual` (precision T = float or double; same shape as b.exact, logical layout) by the
+// bound: |actual - exact| <= gamma_T(K_i) * S_i per element, NaN and Inf always failing. The
+// report is the raw-buffer checks' (print() ends in PASS or FAIL), labelled with op, problem
+// and output; its `generated` is false (the inputs were the caller's, not seeded).
+template <class T>
+OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::string& op,
+                         const std::string& problem, const std::string& output,
+                         Engine engine = Engine::f50);
+
 }  // namespace tapegrad::oracle

@@ -120,6 +120,7 @@ struct OracleReport : gradcheck::CompareReport {
   Engine engine = Engine::exact;
   bool is_gradient = false;  // grad_mode applies
   std::uint64_t seed = 0;
+  bool generated = true;     // false: judged on the caller's data (tapegrad verify, judge_bound)
 
   bool derived_tolerance = true;
   index_t reduction_length = 0;  // K of gamma_T(K) (accumulate's extra term included); the
