@@ -559,16 +559,18 @@ TEST(FastPool2d, EqualsReferenceBitwiseIncludingTies) {
 }
 
 TEST(FastPool2d, TwoByTwoVectorPathEqualsReferenceBitwise) {
-  // 2x2 / stride 2 / no padding takes vectors of 16 (float) or 8 (double) windows: 37 columns
-  // give 18 windows a row (a vector of 16 and a short block of 2 through zero-padded copies in
-  // float, 2 vectors + 2 in double) and leave column 36 and row 8 to no window (their dx is 0);
-  // pool_cases' 8-column planes take the short block alone
+  // 2x2 / stride 2 / no padding takes vectors of L windows (AVX-512: 16 float, 8 double), then
+  // the rest of the row in blocks of L/2, L/4, ... 2 and one by one: every row length from 1 to
+  // 33 windows reaches every combination of those tails (33 = 16 + 8 + 4 + 2 + 1 + 2 more for
+  // a second whole vector in double). An odd width leaves the last column to no window, and the
+  // 5 rows leave row 4 to none (their dx is 0).
   const Pool2dParams prm{{2, 2}, {2, 2}, {0, 0}};
-  for (bool ties : {false, true}) {
-    check_pool<float>(prm, Shape{2, 3, 9, 37}, ties);
-    check_pool<double>(prm, Shape{2, 3, 9, 37}, ties);
-    check_pool<float>(prm, Shape{1, 2, 4, 64}, ties);  // whole vectors only
-  }
+  for (bool ties : {false, true})
+    for (index_t nq = 1; nq <= 33; ++nq) {
+      check_pool<float>(prm, Shape{1, 2, 5, 2 * nq + nq % 2}, ties);
+      check_pool<double>(prm, Shape{1, 2, 5, 2 * nq + nq % 2}, ties);
+    }
+  check_pool<float>(prm, Shape{1, 2, 4, 64}, false);  // whole vectors only
 }
 
 TEST(FastPool2d, ResultsAreBitwiseIdenticalForOneToFourThreads) {

@@ -84,9 +84,9 @@ void forward_run(const Conv2dGeom& g, const Tensor<double>& x, const Tensor<doub
                &w, b))
     return;
 
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
-  const auto [dh, dw] = g.prm.dilation;
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
   const index_t mo = kk.row_mo, width = kk.row_width, groups = g.groups();
   const index_t qt = ceil_div(g.q, width), kb = ceil_div(kg, mo);
   const PhaseImage img =
@@ -140,9 +140,9 @@ void backward_data_run(const Conv2dGeom& g, const Tensor<double>& dy, const Tens
   if (!prepare(sink, sc, make_bound(nt, kk.lanes), nt, abs, count, backward_data_ref(g), &dy, &w))
     return;
 
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
-  const auto [dh, dw] = g.prm.dilation;
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
   const index_t mo = kk.row_mo, width = kk.row_width, groups = g.groups();
   const index_t wt = ceil_div(g.w, width), cb = ceil_div(cg, mo);
   // dx[h][w] gathers dy spread out by the stride at row h + ph - r*dh (+ oh) and column
@@ -198,9 +198,9 @@ void backward_weights_run(const Conv2dGeom& g, const Tensor<double>& x, const Te
                backward_weights_ref(g), &x, &dy))
     return;
 
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
-  const auto [dh, dw] = g.prm.dilation;
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
+  const index_t dh = g.prm.dilation[0], dw = g.prm.dilation[1];
   const index_t mi = kk.dot_mi, nj = kk.dot_nj, groups = g.groups();
   // Runs: for each (n, p), the row q < Q of dy (zero-padded to qp) against the image row that
   // output row reads for (c, r, s).

@@ -144,23 +144,17 @@ template <class T, int L, int MR, int NT>
 
 // One butterfly stage of the L x L transpose: rows i and i + W (i & W == 0) exchange their lanes
 // l with l & W set; then the next stage.
-template <class T, int L, int W, class V, class M>
+template <class T, int L, int W, class V>
 [[gnu::always_inline]] inline void transpose_stage(V* v) {
   if constexpr (W < L) {
-    using I = std::remove_reference_t<decltype(M{}[0])>;
-    static constexpr auto lo_t = lane_table<I, L>([](int l) { return (l & W) ? L + l - W : l; });
-    static constexpr auto hi_t = lane_table<I, L>([](int l) { return (l & W) ? L + l : l + W; });
-    M lo, hi;
-    std::memcpy(&lo, lo_t.data(), sizeof(M));
-    std::memcpy(&hi, hi_t.data(), sizeof(M));
 #pragma GCC unroll 16
     for (int i = 0; i < L; ++i)
       if ((i & W) == 0) {
         const V a = v[i], b = v[i + W];
-        v[i] = __builtin_shuffle(a, b, lo);
-        v[i + W] = __builtin_shuffle(a, b, hi);
+        shuffle2<L>(a, b, v[i], [](int l) { return (l & W) ? L + l - W : l; });
+        shuffle2<L>(a, b, v[i + W], [](int l) { return (l & W) ? L + l : l + W; });
       }
-    transpose_stage<T, L, 2 * W, V, M>(v);
+    transpose_stage<T, L, 2 * W, V>(v);
   }
 }
 
@@ -169,12 +163,10 @@ template <class T, int L>
 [[gnu::always_inline]] inline void transpose_body(const T* src, index_t ld_src, T* dst,
                                                   index_t ld_dst) {
   typedef T V __attribute__((vector_size(L * sizeof(T))));
-  typedef std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t> I;
-  typedef I M __attribute__((vector_size(L * sizeof(T))));
   V v[L];
 #pragma GCC unroll 16
   for (int i = 0; i < L; ++i) std::memcpy(&v[i], src + i * ld_src, sizeof(V));
-  transpose_stage<T, L, 1, V, M>(v);
+  transpose_stage<T, L, 1, V>(v);
 #pragma GCC unroll 16
   for (int j = 0; j < L; ++j) std::memcpy(dst + j * ld_dst, &v[j], sizeof(V));
 }

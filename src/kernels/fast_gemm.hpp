@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <utility>
 #include <cstdint>
 #include <vector>
 
@@ -80,14 +81,19 @@ const LoweredKernels<T>& lowered_kernels() {
     return lowered_kernels_f64();
 }
 
-// A constant table of L lanes, t[l] = f(l): copied into a GCC vector (std::memcpy) it gives the
-// compiler a constant shuffle mask (a vector-typed constexpr helper would return a vector from
-// a function built without the vector instruction set: an ABI warning).
-template <class I, int L, class F>
-constexpr std::array<I, L> lane_table(F f) {
-  std::array<I, L> t{};
-  for (int l = 0; l < L; ++l) t[std::size_t(l)] = I(f(l));
-  return t;
+// The two-source shuffle: out lane l = lane f(l) of the concatenation a:b (indices L and up
+// pick from b), f a captureless lambda evaluated at compile time. One spelling for GCC and
+// clang: __builtin_shufflevector with constant indices (GCC's __builtin_shuffle with a mask
+// vector is GCC's own). By reference, so that no vector crosses a call built without the
+// vector instruction set (GCC's -Wpsabi); always inlined into the callers that have it.
+template <class V, class F, int... I>
+[[gnu::always_inline]] inline void shuffle2_seq(const V& a, const V& b, V& out,
+                                                std::integer_sequence<int, I...>) {
+  out = __builtin_shufflevector(a, b, F{}(I)...);
+}
+template <int L, class V, class F>
+[[gnu::always_inline]] inline void shuffle2(const V& a, const V& b, V& out, F) {
+  shuffle2_seq<V, F>(a, b, out, std::make_integer_sequence<int, L>{});
 }
 
 // A grow-only per-thread buffer (slot distinguishes simultaneous buffers of one thread).

@@ -55,9 +55,9 @@ index_t spread_cols(const Pool2dGeom& g, const Kernels& kk) {
 
 void forward_run(const Pool2dGeom& g, const Tensor<double>& x, Sink& sink, bool abs) {
   const Kernels& kk = kernels();
-  const auto [kh, kw] = g.prm.kernel;
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
+  const index_t kh = g.prm.kernel[0], kw = g.prm.kernel[1];
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
   const index_t nt = kh * kw, count = g.y_shape().numel();
   const Scale sc = choose_scale_sum(range_of(x.data(), x.numel(), "x"), nt);
   sink.divisor = static_cast<double>(nt);
@@ -85,9 +85,9 @@ void forward_run(const Pool2dGeom& g, const Tensor<double>& x, Sink& sink, bool 
 
 void backward_run(const Pool2dGeom& g, const Tensor<double>& dy, Sink& sink, bool abs) {
   const Kernels& kk = kernels();
-  const auto [kh, kw] = g.prm.kernel;
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
+  const index_t kh = g.prm.kernel[0], kw = g.prm.kernel[1];
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
   const index_t nt = kh * kw, count = g.x_shape().numel();
   const Scale sc = choose_scale_sum(range_of(dy.data(), dy.numel(), "dy"), nt);
   sink.divisor = static_cast<double>(nt);

@@ -175,9 +175,9 @@ template <class T>
 void avg_backward_into(const Pool2dGeom& g, const Tensor<T>& dy, Tensor<T>& dx) {
   assert(dy.shape() == g.y_shape());
   if (dx.shape() != g.x_shape()) dx = Tensor<T>(g.x_shape());
-  const auto [kh, kw] = g.prm.kernel;
-  const auto [sh, sw] = g.prm.stride;
-  const auto [ph, pw] = g.prm.pad;
+  const index_t kh = g.prm.kernel[0], kw = g.prm.kernel[1];
+  const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
+  const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
   const T count = T(double(kh * kw));
   const T* dyd = dy.data();
   T* dxd = dx.data();
