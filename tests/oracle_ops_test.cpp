@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tapegrad/kernels/activation_fast.hpp"
+#include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
 #include "tapegrad/kernels/linear_fast.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
@@ -957,6 +958,95 @@ TEST(RawOracleOps, ReportSaysTheDimensionAndTheModel) {
   EXPECT_NE(s.find("dim 1"), std::string::npos) << s;
   EXPECT_NE(s.find("S = y"), std::string::npos) << s;
   EXPECT_NE(s.find("(per element)"), std::string::npos) << s;  // K varies with R_c
+}
+
+}  // namespace
+}  // namespace tapegrad
+
+// ---------------------------------------------------------------- exact-input mode
+namespace tapegrad {
+namespace {
+
+// b = floor((p - ceil(log2 K)) / 2): float K = 27 -> (24 - 5) / 2 = 9; double K = 576 ->
+// (53 - 10) / 2 = 21; K = 2^24 in float leaves 0 bits ({-1, 0, 1}); 2^25 is refused.
+TEST(RawOracleExactInputs, RangeFollowsPrecisionAndReductionLength) {
+  EXPECT_EQ(oracle::exact_input_bits<float>(27), 9);
+  EXPECT_EQ(oracle::exact_input_bits<double>(576), 21);
+  EXPECT_EQ(oracle::exact_input_bits<float>(index_t(1) << 24), 0);
+  EXPECT_THROW(oracle::exact_input_bits<float>(index_t(1) << 25), std::invalid_argument);
+  for (float v : oracle::exact_input_values<float>(2000, 3, 0, 9)) {
+    EXPECT_EQ(v, std::round(v));
+    EXPECT_LE(std::fabs(v), 512.0f);
+  }
+}
+
+oracle::Conv2dProblem exact_conv_problem() {
+  oracle::Conv2dProblem pr;
+  pr.x = Shape{2, 4, 9, 8};
+  pr.w = Shape{6, 2, 3, 3};
+  pr.params.stride = {2, 1};
+  pr.params.pad = {1, 2};
+  pr.params.dilation = {1, 2};
+  pr.params.groups = 2;
+  pr.bias = true;
+  return pr;
+}
+
+// Every correct kernel gives the exact result on exact inputs, whatever its order: the fast
+// kernels (blocked, vectorized, FMA) pass with equality.
+template <class T>
+void expect_fast_sums_exact() {
+  OracleOptions ex;
+  ex.exact_inputs = true;
+  const oracle::Conv2dProblem pr = exact_conv_problem();
+  const Shape bs{pr.w[0]};
+  const Conv2dGeom g = make_conv2d_geom(pr.x, pr.w, &bs, pr.params);
+  const OracleReport f = oracle::check_conv2d_forward<T>(
+      pr,
+      [&](const T* x, const T* w, const T* b, T* y) {
+        const Tensor<T> bt = wrap(b, bs);
+        put(fast::conv2d_forward(g, wrap(x, g.x_shape()), wrap(w, g.w_shape()), &bt), y);
+      },
+      ex);
+  EXPECT_TRUE(f.passed()) << printed(f);
+  EXPECT_EQ(f.reduction_length, 0);
+  EXPECT_EQ(f.max_abs_error, 0);
+  EXPECT_NE(printed(f).find("equality"), std::string::npos);
+  const OracleReport w = oracle::check_conv2d_backward_weights<T>(
+      pr,
+      [&](const T* x, const T* dy, T* dw) {
+        put(fast::conv2d_backward_weights(g, wrap(x, g.x_shape()), wrap(dy, g.y_shape())), dw);
+      },
+      ex);
+  EXPECT_TRUE(w.passed()) << printed(w);
+  for (const OpDef<T>& op : linear_ops<T>()) {
+    SCOPED_TRACE(op.name);
+    const OracleReport r = op.check([&](const Ins<T>& in, T* out) { put(op.fast(in), out); }, ex);
+    EXPECT_TRUE(r.passed()) << printed(r);
+    EXPECT_EQ(r.max_abs_error, 0);
+  }
+}
+TEST(RawOracleExactInputs, FastKernelsAreExactInFloat) { expect_fast_sums_exact<float>(); }
+TEST(RawOracleExactInputs, FastKernelsAreExactInDouble) { expect_fast_sums_exact<double>(); }
+
+// An error of one unit in the last place at one element: far inside the derived bound on random
+// inputs (gamma(K) S is many ulps), caught by exact-input mode's equality.
+TEST(RawOracleExactInputs, OneUlpAtOneElementPassesTheBoundAndFailsEquality) {
+  for (const OpDef<float>& op : linear_ops<float>()) {
+    SCOPED_TRACE(op.name);
+    auto off_by_one_ulp = [&](const Ins<float>& in, float* out) {
+      Tensor<float> v = map(op.exact(in), io::round_to<float>);
+      v[1] = next_up(v[1]);
+      put(v, out);
+    };
+    EXPECT_TRUE(op.check(off_by_one_ulp, {}).passed());
+    OracleOptions ex;
+    ex.exact_inputs = true;
+    const OracleReport r = op.check(off_by_one_ulp, ex);
+    EXPECT_FALSE(r.passed()) << printed(r);
+    EXPECT_EQ(r.failing, 1);
+    EXPECT_EQ(*r.worst_ratio_index, 1);
+  }
 }
 
 }  // namespace

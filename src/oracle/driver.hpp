@@ -318,6 +318,27 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
   return r;
 }
 
+// The input tensors of a sum check: seeded uniform, or exact-input mode's integers for
+// reduction length k.
+template <class T>
+Tensor<T> input_tensor(const Shape& s, const OracleOptions& opt, std::uint64_t stream,
+                       index_t k) {
+  if (!opt.exact_inputs) return random_tensor<T>(s, opt.seed, stream);
+  return Tensor<T>(s, exact_input_values<T>(s.numel(), opt.seed, stream,
+                                            exact_input_bits<T>(k)));
+}
+// Exact-input mode: equality (K = 0), said in the report.
+template <class T>
+void exact_mode(Case<T>& c, const OracleOptions& opt, index_t k) {
+  if (!opt.exact_inputs) return;
+  c.k = constant_k(c.exact.shape(), 0);
+  c.model = "exact inputs (integers in [-2^";
+  c.model += std::to_string(exact_input_bits<T>(k));
+  c.model += ", 2^";
+  c.model += std::to_string(exact_input_bits<T>(k));
+  c.model += "], every partial sum exact): equality";
+}
+
 // The exact output of a linear op (conv2d, linear, avg_pool2d) and its S = sum |terms|, as the
 // engine asked for computes them: ref(v) runs the reference kernel on f50 tensors, exact_value /
 // exact_abs the exact engine on double tensors (Precise and AbsSumUp); the inputs are T

@@ -24,14 +24,16 @@ OracleReport check_linear_forward(const LinearProblem& prob,
                                   const std::type_identity_t<LinearForwardFn<T>>& f,
                                   const OracleOptions& opt) {
   const LinearGeom g = geom_of(prob, "check_linear_forward");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
-  const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
-  const Tensor<T> b = random_tensor<T>(g.b_shape(), opt.seed, 2);
+  const index_t k = g.in + (g.has_bias ? 1 : 0);
+  const Tensor<T> x = input_tensor<T>(g.x_shape(), opt, 0, k);
+  const Tensor<T> w = input_tensor<T>(g.w_shape(), opt, 1, k);
+  const Tensor<T> b = input_tensor<T>(g.b_shape(), opt, 2, k);
   const Tensor<double> bd = b.template cast<double>();
   Case<T> c = case_of<T>(linear_forward_bound(g, x.template cast<double>(),
                                               w.template cast<double>(),
                                               g.has_bias ? &bd : nullptr, opt.engine),
                          linear_labels("linear_forward", g, "y", "N,out", false), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("x", x);
   c.inputs.emplace_back("w", w);
   if (g.has_bias) c.inputs.emplace_back("b", b);
@@ -45,12 +47,14 @@ OracleReport check_linear_backward_data(const LinearProblem& prob,
                                         const std::type_identity_t<LinearBackwardDataFn<T>>& f,
                                         const OracleOptions& opt) {
   const LinearGeom g = geom_of(prob, "check_linear_backward_data");
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
-  const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
+  const index_t k = g.out;
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
+  const Tensor<T> w = input_tensor<T>(g.w_shape(), opt, 1, k);
   Case<T> c = case_of<T>(
       linear_backward_data_bound(g, dy.template cast<double>(), w.template cast<double>(),
                                  opt.engine),
       linear_labels("linear_backward_data", g, "dx", "N,in", true), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("dy", dy);
   c.inputs.emplace_back("w", w);
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -63,12 +67,14 @@ OracleReport check_linear_backward_weights(
     const LinearProblem& prob, const std::type_identity_t<LinearBackwardWeightsFn<T>>& f,
     const OracleOptions& opt) {
   const LinearGeom g = geom_of(prob, "check_linear_backward_weights");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const index_t k = g.n;
+  const Tensor<T> x = input_tensor<T>(g.x_shape(), opt, 0, k);
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
   Case<T> c = case_of<T>(
       linear_backward_weights_bound(g, x.template cast<double>(), dy.template cast<double>(),
                                     opt.engine),
       linear_labels("linear_backward_weights", g, "dw", "out,in", true), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("x", x);
   c.inputs.emplace_back("dy", dy);
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -81,10 +87,12 @@ OracleReport check_linear_backward_bias(const LinearProblem& prob,
                                         const std::type_identity_t<LinearBackwardBiasFn<T>>& f,
                                         const OracleOptions& opt) {
   const LinearGeom g = geom_of(prob, "check_linear_backward_bias");
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const index_t k = g.n;
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
   Case<T> c = case_of<T>(linear_backward_bias_bound(g, dy.template cast<double>(), opt.engine),
                          linear_labels("linear_backward_bias", g, "db", "out", true),
                          opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("dy", dy);
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
     f(in[0].as<T>(), out);

@@ -57,18 +57,44 @@ std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t st
 }
 
 template <class T>
+std::vector<T> exact_input_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                                  int bits) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  check_non_negative("exact_input_values", "count", count);
+  Rng rng(Rng::derive(seed, stream + 100));
+  const std::uint64_t half = std::uint64_t(1) << bits;
+  std::vector<T> v(static_cast<std::size_t>(count));
+  for (auto& e : v) e = static_cast<T>(static_cast<double>(rng.below(2 * half + 1)) - double(half));
+  return v;
+}
+
+template <class T>
+int exact_input_bits(index_t k) {
+  int lg = 0;
+  while ((index_t(1) << lg) < std::max<index_t>(k, 1)) ++lg;
+  const int p = std::numeric_limits<T>::digits;
+  if (p - lg < 0)
+    throw std::invalid_argument("exact_inputs: the reduction length " + std::to_string(k) +
+                                " is too long for exact sums in this precision");
+  return (p - lg) / 2;
+}
+
+
+template <class T>
 OracleReport check_conv2d_forward(const Conv2dProblem& prob,
                                   const std::type_identity_t<Conv2dForwardFn<T>>& f,
                                   const OracleOptions& opt) {
   const Conv2dGeom g = geom_of(prob, "check_conv2d_forward");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
-  const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
-  const Tensor<T> b = random_tensor<T>(g.b_shape(), opt.seed, 2);
+  const index_t k = g.c_per_group() * g.r * g.s + (g.has_bias ? 1 : 0);
+  const Tensor<T> x = input_tensor<T>(g.x_shape(), opt, 0, k);
+  const Tensor<T> w = input_tensor<T>(g.w_shape(), opt, 1, k);
+  const Tensor<T> b = input_tensor<T>(g.b_shape(), opt, 2, k);
   const Tensor<double> bd = b.template cast<double>();
   Case<T> c = case_of<T>(
       conv2d_forward_bound(g, x.template cast<double>(), w.template cast<double>(),
                            g.has_bias ? &bd : nullptr, opt.engine),
       conv_labels("conv2d_forward", g, "y", 'a', prob, false), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("x", to_layout(x, prob.layout));
   c.inputs.emplace_back("w", to_layout(w, prob.layout));
   if (g.has_bias) c.inputs.emplace_back("b", b);
@@ -82,12 +108,14 @@ OracleReport check_conv2d_backward_data(const Conv2dProblem& prob,
                                         const std::type_identity_t<Conv2dBackwardDataFn<T>>& f,
                                         const OracleOptions& opt) {
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_data");
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
-  const Tensor<T> w = random_tensor<T>(g.w_shape(), opt.seed, 1);
+  const index_t k = g.k_per_group() * g.r * g.s;
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
+  const Tensor<T> w = input_tensor<T>(g.w_shape(), opt, 1, k);
   Case<T> c = case_of<T>(
       conv2d_backward_data_bound(g, dy.template cast<double>(), w.template cast<double>(),
                                  opt.engine),
       conv_labels("conv2d_backward_data", g, "dx", 'a', prob, true), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   c.inputs.emplace_back("w", to_layout(w, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -100,12 +128,14 @@ OracleReport check_conv2d_backward_weights(
     const Conv2dProblem& prob, const std::type_identity_t<Conv2dBackwardWeightsFn<T>>& f,
     const OracleOptions& opt) {
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_weights");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const index_t k = g.n * g.p * g.q;
+  const Tensor<T> x = input_tensor<T>(g.x_shape(), opt, 0, k);
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
   Case<T> c = case_of<T>(
       conv2d_backward_weights_bound(g, x.template cast<double>(), dy.template cast<double>(),
                                     opt.engine),
       conv_labels("conv2d_backward_weights", g, "dw", 'w', prob, true), opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("x", to_layout(x, prob.layout));
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -118,10 +148,12 @@ OracleReport check_conv2d_backward_bias(const Conv2dProblem& prob,
                                         const std::type_identity_t<Conv2dBackwardBiasFn<T>>& f,
                                         const OracleOptions& opt) {
   const Conv2dGeom g = geom_of(prob, "check_conv2d_backward_bias");
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const index_t k = g.n * g.p * g.q;
+  const Tensor<T> dy = input_tensor<T>(g.y_shape(), opt, 3, k);
   Case<T> c = case_of<T>(conv2d_backward_bias_bound(g, dy.template cast<double>(), opt.engine),
                          conv_labels("conv2d_backward_bias", g, "db", 'b', prob, true),
                          opt.engine);
+  exact_mode(c, opt, k);
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
     f(in[0].as<T>(), out);
@@ -217,6 +249,8 @@ void OracleReport::print(std::ostream& os) const {
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                \
   template std::vector<T> oracle_values<T>(index_t, std::uint64_t, std::uint64_t);             \
+  template std::vector<T> exact_input_values<T>(index_t, std::uint64_t, std::uint64_t, int);   \
+  template int exact_input_bits<T>(index_t);             \
   template OracleReport check_conv2d_forward<T>(                                               \
       const Conv2dProblem&, const std::type_identity_t<Conv2dForwardFn<T>>&,                   \
       const OracleOptions&);                                                                   \

@@ -102,6 +102,16 @@ struct OracleOptions {
   std::optional<gradcheck::CompareOptions> tolerance;
   // How the exact results and the sums S are computed (see above).
   Engine engine = Engine::exact;
+  // Exact-input mode (the sums: conv2d and linear, every direction). Inputs are integers in
+  // [-2^b, 2^b], b = floor((p - ceil(log2 K)) / 2), p = 24 (float) or 53 (double), K the
+  // check's reduction length: every product is at most 2^(2b) and every partial sum of K of
+  // them at most 2^p, so every product and partial sum is an integer exactly representable in
+  // T. Then every correct kernel, in any summation order, with or without FMA, gives the exact
+  // result, and the check is EQUALITY (K = 0): an indexing bug of any size is caught, however
+  // small its effect. In accumulate mode the final "+=" onto the (non-integer) prefill is one
+  // rounding (K = 1). Examples: float, K = 27 (3x3x3): b = 9, values in [-512, 512]; double,
+  // K = 576 (3x3x64): b = 21. A K with p - ceil(log2 K) < 0 is std::invalid_argument.
+  bool exact_inputs = false;
 };
 
 // The judgment of one output tensor. It IS a CompareReport (ULP histogram, max abs / rel / ULP
@@ -199,5 +209,12 @@ TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dProblem, Conv2dBackw
 // Row-major in the LOGICAL (NCHW / KCRS) order.
 template <class T>
 std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream);
+// Exact-input mode's values (OracleOptions::exact_inputs): integers uniform in [-2^bits, 2^bits].
+template <class T>
+std::vector<T> exact_input_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                                  int bits);
+// The b of exact-input mode for reduction length k in T (see OracleOptions::exact_inputs).
+template <class T>
+int exact_input_bits(index_t k);
 
 }  // namespace tapegrad::oracle
