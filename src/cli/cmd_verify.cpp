@@ -125,7 +125,7 @@ int run_verify(const VerifyArgs& a) {
 
   // The reference and bound of each judged output, by name; dy's shape checked against y's.
   std::map<std::string, oracle::Bound> bounds;
-  std::string problem = "x" + x.shape().str();
+  std::string problem = std::string("x") + x.shape().str();
   auto forward = [&](oracle::Bound y) {
     if (dy) check_shape(op, "dy", dy->shape(), y.exact.shape());
     bounds.emplace("y", std::move(y));
@@ -211,12 +211,15 @@ int run_verify(const VerifyArgs& a) {
     if (wants("dx")) bounds.emplace("dx", bwd(y_for_backward(), *dy));
   } else if (op == "mse_loss") {
     check_mse_loss(x.shape(), target_f->shape(), op);
-    problem += " target" + target_f->shape().str();
+    problem += " target";
+    problem += target_f->shape().str();
     forward(oracle::mse_loss_forward_bound(x, *target_f));
     if (wants("dx")) bounds.emplace("dx", oracle::mse_loss_backward_bound(x, *target_f, (*dy)[0]));
   } else if (op == "cross_entropy") {
     check_cross_entropy(x.shape(), targets, op);
-    problem += " target[" + std::to_string(targets.size()) + "]";
+    problem += " target[";
+    problem += std::to_string(targets.size());
+    problem += "]";
     forward(oracle::cross_entropy_forward_bound(x, targets));
     if (wants("dx"))
       bounds.emplace("dx", oracle::cross_entropy_backward_bound(x, targets, (*dy)[0]));

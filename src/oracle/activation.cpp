@@ -25,7 +25,7 @@ OracleReport check_activation_forward(const ActivationKind& kind, const Activati
                                       const UnaryFn<T>& f, const OracleOptions& opt) {
   if (kind.over_dim1) check_softmax(prob.x, kind.forward_op);
   const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
-  Labels l{kind.forward_op, "x" + prob.x.str(), "y", kind.over_dim1 ? "dim 1" : "",
+  Labels l{kind.forward_op, std::string("x") + prob.x.str(), "y", kind.over_dim1 ? "dim 1" : "",
            Layout::nchw, false};
   Case<T> c = case_of<T>(kind.forward(x.template cast<double>()), l, Engine::f50);
   c.inputs.emplace_back("x", x);
@@ -45,7 +45,7 @@ OracleReport check_activation_backward(const ActivationKind& kind,
   const Tensor<T> y = kind.backward_takes_y
                           ? map(kind.forward(x.template cast<double>()).exact, io::round_to<T>)
                           : x;
-  Labels l{kind.backward_op, "x" + prob.x.str(), "dx", kind.over_dim1 ? "dim 1" : "",
+  Labels l{kind.backward_op, std::string("x") + prob.x.str(), "dx", kind.over_dim1 ? "dim 1" : "",
            Layout::nchw, true};
   Case<T> c = case_of<T>(kind.backward(y.template cast<double>(), dy.template cast<double>()),
                          l, Engine::f50);

@@ -47,7 +47,8 @@ Bound sum_bound(Exact ex, index_t k) {
 // the bounds below).
 index_t ceil_count(const f50& v) {
   const double d = std::ceil(io::round_to_double(v));
-  return d <= 0 ? 0 : static_cast<index_t>(std::min(d, 1e15));
+  if (!(d > 0)) return 0;  // (and NaN, which finite inputs never give)
+  return static_cast<index_t>(std::min(d, 1e15));
 }
 
 // Windows of a pool that can hold one input element: ceil(KH/SH) * ceil(KW/SW).

@@ -45,7 +45,7 @@ OracleReport check_mse_loss_forward(const MseLossProblem& prob,
   check_mse_loss(prob.x, prob.x, "check_mse_loss_forward");
   const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
   const Tensor<T> t = random_tensor<T>(prob.x, opt.seed, 2);
-  Labels l{"mse_loss_forward", "x" + prob.x.str(), "loss", "", Layout::nchw, false};
+  Labels l{"mse_loss_forward", std::string("x") + prob.x.str(), "loss", "", Layout::nchw, false};
   Case<T> c = case_of<T>(mse_loss_forward_bound(x.template cast<double>(),
                                                 t.template cast<double>()),
                          l, Engine::f50);
@@ -64,7 +64,7 @@ OracleReport check_mse_loss_backward(const MseLossProblem& prob,
   const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
   const Tensor<T> t = random_tensor<T>(prob.x, opt.seed, 2);
   const Tensor<T> dloss = random_tensor<T>(Shape{}, opt.seed, 3);
-  Labels l{"mse_loss_backward", "x" + prob.x.str(), "dx", "", Layout::nchw, true};
+  Labels l{"mse_loss_backward", std::string("x") + prob.x.str(), "dx", "", Layout::nchw, true};
   Case<T> c = case_of<T>(mse_loss_backward_bound(x.template cast<double>(),
                                                  t.template cast<double>(), double(dloss[0])),
                          l, Engine::f50);

@@ -74,7 +74,7 @@ int exact_input_bits(index_t k) {
   while ((index_t(1) << lg) < std::max<index_t>(k, 1)) ++lg;
   const int p = std::numeric_limits<T>::digits;
   if (p - lg < 0)
-    throw std::invalid_argument("exact_inputs: the reduction length " + std::to_string(k) +
+    throw std::invalid_argument(std::string("exact_inputs: the reduction length ") + std::to_string(k) +
                                 " is too long for exact sums in this precision");
   return (p - lg) / 2;
 }
