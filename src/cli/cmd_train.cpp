@@ -12,6 +12,13 @@
 //            --momentum 0.9, --dtype float, metrics every 50 steps, the test set evaluated after every epoch
 // Bad options, data and checkpoints are one line and exit 2; nothing is written before the
 // data, the model and any checkpoint have been read and checked.
+//
+// Under `mpirun -np P` (built with TAPEGRAD_MPI): synchronous data-parallel training, the same
+// bits as one process (dist/mpi_combine.hpp). Rank r computes its range of each batch's
+// --shards shards (P <= shards); before anything is written the ranks agree on everything
+// the bits depend on (dist/agreement.hpp; a difference or any rank's setup error ends every
+// rank with one line from rank 0 and exit 2); only rank 0 evaluates, prints and writes files.
+// Checkpoints hold no P: they resume on any number of ranks, or in one process.
 #include <omp.h>
 #include <unistd.h>
 
@@ -37,6 +44,9 @@
 #include "progress.hpp"
 #include "tapegrad/data/fashion_mnist.hpp"
 #include "tapegrad/data/synthetic.hpp"
+#include "tapegrad/dist/agreement.hpp"
+#include "tapegrad/dist/mpi.hpp"
+#include "tapegrad/dist/mpi_combine.hpp"
 #include "tapegrad/io/atomic_file.hpp"
 #include "tapegrad/io/chrome_trace.hpp"
 #include "tapegrad/io/input_file.hpp"
@@ -65,7 +75,7 @@ struct TrainArgs {
   std::string model, data, epochs, iterations, batch, optimizer, lr, momentum, weight_decay;
   std::string dtype, threads, seed, out, checkpoint_every, resume, init, shards, log_every;
   std::string eval_every, train_size, test_size, progress = "auto", trace_steps = "20";
-  std::string weight_init, lr_schedule;
+  std::string weight_init, lr_schedule, isa;
   bool profile = false;
   std::map<std::string, CLI::Option*> opt;  // to tell given options from defaults
   bool given(const std::string& name) const { return opt.at(name)->count() > 0; }
@@ -297,7 +307,77 @@ struct Run {
   const TrainArgs& args;
   Plan plan;
   std::optional<train::Checkpoint> ck;
+  const dist::Job& job;
+  bool agreed = false;  // past the ranks' start-up agreement
 };
+
+// The ranks' start-up agreement (dist/agreement.hpp): everything the result's bits depend on
+// must be the same on every rank; the thread count need not be.
+template <class T>
+void agree_at_start(Run& run, const data::Dataset& train,
+                    train::Trainer<T>& trainer, index_t total) {
+  const train::Recipe& r = run.plan.recipe;
+  std::string error;
+  try {
+    dist::check_ranks_fit(r.shards, run.job.size());
+  } catch (const std::invalid_argument& e) {
+    error = e.what();
+  }
+  auto crc_of = [](const auto& v, std::uint32_t crc = 0) {
+    return dist::crc32_of(v.data(), v.size() * sizeof(v[0]), crc);
+  };
+  std::uint32_t data_crc = crc_of(train.pixels);
+  data_crc = crc_of(train.values, data_crc);
+  data_crc = crc_of(train.labels, data_crc);
+  data_crc = crc_of(train.targets, data_crc);
+  std::uint32_t param_crc = 0, state_crc = 0;
+  for (const auto& q : trainer.params()) param_crc = dist::crc32_of(q.value.data(), q.value.numel() * sizeof(T), param_crc);
+  for (const auto& st : trainer.optimizer().state())
+    state_crc = dist::crc32_of(st.tensor->data(), st.tensor->numel() * sizeof(T), state_crc);
+  char optim[256];
+  std::snprintf(optim, sizeof optim, "%s lr %.17g %s over %lld steps, momentum %.17g, weight decay %.17g",
+                r.optim.name.c_str(), r.optim.lr, r.optim.schedule.c_str(),
+                static_cast<long long>(r.optim.schedule_steps), r.optim.momentum, r.optim.weight_decay);
+  std::string build = TAPEGRAD_VERSION;
+  build += ", g++ ";
+  build += __VERSION__;
+  build += ", ";
+  build += TAPEGRAD_BUILD_TYPE;
+  const std::string same = "every rank must run the same command on the same data";
+  const std::vector<dist::Field> fields{
+      {"the tapegrad build", build, "every rank must run the same build"},
+      {"the fast kernels' instruction set (their sums' order depends on it)", fast::isa(),
+       "--isa NAME makes every rank use one (e.g. the best that all machines have)"},
+      {"the model (CRC-32 of the spec)", dist::hex32(dist::crc32_of(r.spec_text.data(), r.spec_text.size())), same},
+      {"the data", train.name + ", " + std::to_string(train.size) + " samples, CRC-32 " + dist::hex32(data_crc),
+       "every rank must read the same data set (--data, --train-size)"},
+      {"dtype", r.dtype, same},
+      {"batch", std::to_string(trainer.batch_size()), same},
+      {"shards", std::to_string(r.shards), same},
+      {"seed", std::to_string(r.seed), same},
+      {"the optimizer", optim, same},
+      {"the steps", std::to_string(trainer.steps_done()) + " done of " + std::to_string(total), same},
+      {"the starting parameters (CRC-32)", dist::hex32(param_crc), "every rank must start from the same --init or --resume file"},
+      {"the optimizer state (CRC-32)", dist::hex32(state_crc), "every rank must resume the same checkpoint"},
+  };
+  const std::string m = dist::agree(run.job, fields, error);
+  run.agreed = true;
+  if (!m.empty()) {
+    std::string line = "train: ";
+    line += m;
+    throw dist::Disagreement(line);
+  }
+}
+
+// A test-only hook (tests/mpi_train_test.py): TAPEGRAD_TEST_EXIT_AT=RANK:STEP makes that rank
+// exit at once (status 3, no MPI_Finalize) after that step, as a rank that dies would.
+std::optional<std::pair<int, index_t>> test_exit_at() {
+  const char* v = std::getenv("TAPEGRAD_TEST_EXIT_AT");
+  int rank = 0;
+  long long step = 0;
+  if (!v || std::sscanf(v, "%d:%lld", &rank, &step) != 2) return std::nullopt;
+  return std::make_pair(rank, static_cast<index_t>(step));
+}
 
 template <class T>
 int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<data::Dataset>& test) {
@@ -343,18 +423,25 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
                    ", past the " + std::to_string(total) + " steps asked for");
   topt.steps = total;
   if (p.eval_every == 0) p.eval_every = per_epoch > 1 ? per_epoch : std::max<index_t>(1, total / 10);
+  if (run.job.mpi()) {
+    agree_at_start(run, train, trainer, total);
+    trainer.set_combiner(std::make_shared<dist::MpiCombiner<T>>(run.job));
+  }
+  const bool writer = run.job.rank() == 0;  // only rank 0 evaluates, prints and writes
+  const auto exit_at = test_exit_at();
 
   // Nothing is written before here: every input has been read and checked.
   std::error_code ec;
-  fs::create_directories(p.out, ec);
+  if (writer) fs::create_directories(p.out, ec);
   if (ec) throw BadInput("--out " + quote(p.out.string()) + ": cannot create (" + ec.message() + ")");
-  if (p.checkpoint_every > 0) {
+  if (writer && p.checkpoint_every > 0) {
     fs::create_directories(p.out / "checkpoints", ec);
     if (ec) throw BadInput("--out " + quote(p.out.string()) + ": cannot create checkpoints/ (" + ec.message() + ")");
   }
 
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
-  Progress progress(Progress::parse_mode(run.args.progress, tty), total, per_epoch, epochs,
+  Progress progress(writer ? Progress::parse_mode(run.args.progress, tty) : Progress::Mode::none, total,
+                    per_epoch, epochs,
                     std::max<index_t>(1, std::min<index_t>(total / 20, per_epoch / 4 > 0 ? per_epoch / 4 : total)));
   {
     std::ostringstream os;
@@ -370,6 +457,9 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     os << ", " << total << " steps (" << epochs << " epoch" << (epochs == 1 ? "" : "s") << "), "
        << omp_get_max_threads() << " thread" << (omp_get_max_threads() == 1 ? "" : "s")
        << ", seed " << r.seed;
+    if (run.job.mpi())
+      os << ", " << run.job.size() << " MPI rank" << (run.job.size() == 1 ? "" : "s") << " sharing "
+         << r.shards << " shard" << (r.shards == 1 ? "" : "s");
     if (run.ck) os << ", resumed at step " << trainer.steps_done();
     progress.line(os.str());
   }
@@ -387,13 +477,18 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   double last_loss = NAN;
   std::optional<train::Evaluation> last_eval;
   auto elapsed = [&] { return seconds0 + std::chrono::duration<double>(clock::now() - t0).count(); };
-  auto write_metrics = [&] { io::write_file_atomic(p.out / "metrics.csv", metrics.csv()); };
+  auto write_metrics = [&] {
+    if (writer) io::write_file_atomic(p.out / "metrics.csv", metrics.csv());
+  };
   // --profile: every step summarized; the first --trace-steps steps kept whole for trace.json.
   const bool profiling = run.args.profile;
   profile::Summary prof;
   std::vector<profile::Span> trace;
   const index_t traced_until = trainer.steps_done() + p.trace_steps;
-  if (profiling) profile::start({p.trace_steps > 0});
+  if (profiling) {
+    run.job.barrier();  // MPI: the ranks' clocks start together, so their traces line up
+    profile::start({p.trace_steps > 0});
+  }
   auto profile_after_step = [&](index_t step) {
     if (!profiling) return;
     const bool last = step == total;
@@ -410,7 +505,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     }
   };
   auto evaluate = [&](index_t step, index_t epoch) {
-    if (!test) return;
+    if (!test || !writer) return;
     last_eval = trainer.evaluate(*test);
     metrics.add({true, epoch + 1, step, last_eval->images, last_eval->loss,
                  last_eval->accuracy(), trainer.optimizer().lr(), elapsed()});
@@ -428,6 +523,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     const auto ts = clock::now();
     const train::StepRecord rec = trainer.step();
     train_seconds += std::chrono::duration<double>(clock::now() - ts).count();
+    if (exit_at && exit_at->first == run.job.rank() && exit_at->second == rec.step) std::_Exit(3);
     images_trained += rec.images;
     if (!std::isfinite(rec.loss))
       throw std::domain_error("train: the loss became " + std::string(std::isnan(rec.loss) ? "NaN" : "infinite") +
@@ -455,7 +551,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
       if (per_epoch > 1) write_metrics();
     }
     profile_after_step(rec.step);
-    if (p.checkpoint_every > 0 && rec.step % p.checkpoint_every == 0) {
+    if (writer && p.checkpoint_every > 0 && rec.step % p.checkpoint_every == 0) {
       char name[64];
       std::snprintf(name, sizeof name, "step-%07lld.npz", static_cast<long long>(rec.step));
       const fs::path path = p.out / "checkpoints" / name;
@@ -465,6 +561,20 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     }
   }
   progress.finish();
+  std::vector<std::string> rank_traces;  // MPI: one process per rank (pid = rank) in trace.json
+  if (profiling && run.job.size() > 1) {
+    std::string name = "tapegrad train ";
+    name += r.model_source;
+    name += ", rank ";
+    name += std::to_string(run.job.rank());
+    name += " of ";
+    name += std::to_string(run.job.size());
+    rank_traces = run.job.allgather(trace.empty() ? std::string() : io::chrome_trace_json(trace, name, run.job.rank()));
+  }
+  if (!writer) {  // the other ranks hold the same weights; rank 0 writes everything
+    if (profiling) profile::stop();
+    return exit_ok;
+  }
   const double total_seconds = elapsed();
   nlohmann::json profile_summary;
   if (profiling) {
@@ -476,7 +586,10 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     profile_summary = profile_json(prof, ctx);
     io::write_file_atomic(p.out / "profile.json", profile_summary.dump(2) + "\n");
     if (!trace.empty()) {
-      io::write_chrome_trace(p.out / "trace.json", trace, "tapegrad train " + r.model_source);
+      if (rank_traces.empty())
+        io::write_chrome_trace(p.out / "trace.json", trace, "tapegrad train " + r.model_source);
+      else
+        io::write_file_atomic(p.out / "trace.json", io::merge_chrome_traces(rank_traces));
       progress.line("trace: " + (p.out / "trace.json").string() + " (the first " +
                     std::to_string(std::min(p.trace_steps, total - (traced_until - p.trace_steps))) +
                     " steps; open in chrome://tracing or ui.perfetto.dev)");
@@ -557,6 +670,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
                                                {"weight_decay", r.optim.weight_decay}}},
                                 {"seed", r.seed},
                                 {"threads", omp_get_max_threads()},
+                                {"ranks", run.job.size()},
                                 {"resumed_from", run.ck ? run.ck->source : ""}};
     json final_metrics{{"train_loss", last_loss}};
     if (last_eval)
@@ -600,10 +714,19 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   return exit_ok;
 }
 
-int run(const TrainArgs& a) {
-  Run r{a, {}, {}};
+int run_rank(Run& r) {
+  const TrainArgs& a = r.args;
   r.plan = make_plan(a, r.ck);
   if (r.plan.threads > 0) omp_set_num_threads(r.plan.threads);
+  if (a.opt.at("--isa")->count() > 0) {
+    try {
+      fast::set_isa(a.isa);
+    } catch (const std::invalid_argument& e) {
+      std::string m = "--isa: ";  // piece by piece: GCC 12's -Wrestrict on "lit" + string&&
+      m += e.what();
+      throw BadInput(m);
+    }
+  }
   memory::retain_freed_memory();
   const NetSpec spec = parse_spec(r.plan.recipe.spec_text, r.plan.recipe.model_source);
   auto [train, test] = load_data(r.plan);
@@ -616,6 +739,34 @@ int run(const TrainArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw BadInput(std::string("train: ") + e.what());
   }
+}
+
+int run(const TrainArgs& a) {
+  dist::Job job;  // MPI when mpirun started this process; otherwise one process, as always
+  Run r{a, {}, {}, job};
+  if (job.size() == 1) return run_rank(r);  // errors as always: main() prints them
+  std::string message;                      // several ranks: the job's one line, from rank 0
+  try {
+    return run_rank(r);
+  } catch (const dist::Disagreement& e) {
+    message = e.what();  // every rank has it
+  } catch (const std::exception& e) {
+    if (r.agreed) {  // training had started: only this rank knows; end every rank now
+      std::string line = "tapegrad: error: ";
+      if (job.rank() != 0) {
+        line += "rank ";
+        line += std::to_string(job.rank());
+        line += ": ";
+      }
+      line += one_line(e.what());
+      std::cerr << line << "\n" << std::flush;
+      job.abort(exit_bad_input);
+    }
+    // Failed before the start-up agreement: bring the error there, so the others end too.
+    message = dist::agree(job, {}, e.what());
+  }
+  if (job.rank() == 0) std::cerr << "tapegrad: error: " << one_line(message) << "\n";
+  return exit_bad_input;  // every rank; ~Job finalizes MPI on all of them
 }
 
 }  // namespace
@@ -655,6 +806,8 @@ void register_train(CLI::App& app, Action& action) {
   add("--progress", a->progress, "auto | bar | lines | none (default auto: a bar on a terminal)");
   a->opt["--profile"] = cmd->add_flag("--profile", a->profile,
                                       "per-op profile table, profile.json and trace.json");
+  add("--isa", a->isa, "avx512 | avx2 | generic | best: the fast kernels' instruction set "
+      "(default best; MPI ranks on different CPUs must agree on one)");
   add("--trace-steps", a->trace_steps, "with --profile: steps kept in trace.json (default 20)");
   a->opt["--progress"]->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   cmd->callback([a, &action] { action = [a] { return run(*a); }; });

@@ -8,18 +8,19 @@
 
 namespace tapegrad::io {
 
-std::string chrome_trace_json(const std::vector<profile::Span>& spans, const std::string& process) {
+std::string chrome_trace_json(const std::vector<profile::Span>& spans, const std::string& process,
+                              int pid) {
   using nlohmann::json;
   json events = json::array();
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"tid", 0},
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0},
                     {"args", {{"name", process}}}});
   std::set<int> threads;
   for (const auto& s : spans) threads.insert(s.thread);
   for (int t : threads)
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t},
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", t},
                       {"args", {{"name", t == 0 ? std::string("main") : "worker " + std::to_string(t)}}}});
   for (const auto& s : spans) {
-    json e{{"name", s.name}, {"pid", 1}, {"tid", s.thread}, {"ts", static_cast<double>(s.t0) * 1e-3}};
+    json e{{"name", s.name}, {"pid", pid}, {"tid", s.thread}, {"ts", static_cast<double>(s.t0) * 1e-3}};
     json args = json::object();
     if (s.step >= 0) args["step"] = s.step;
     if (s.t1 < 0) {
@@ -36,6 +37,17 @@ std::string chrome_trace_json(const std::vector<profile::Span>& spans, const std
     }
     if (!args.empty()) e["args"] = args;
     events.push_back(std::move(e));
+  }
+  return json{{"displayTimeUnit", "ms"}, {"traceEvents", events}}.dump() + "\n";
+}
+
+std::string merge_chrome_traces(const std::vector<std::string>& traces) {
+  using nlohmann::json;
+  json events = json::array();
+  for (const auto& t : traces) {
+    if (t.empty()) continue;
+    json one = json::parse(t);  // kept whole: its events are moved out of it
+    for (auto& e : one.at("traceEvents")) events.push_back(std::move(e));
   }
   return json{{"displayTimeUnit", "ms"}, {"traceEvents", events}}.dump() + "\n";
 }

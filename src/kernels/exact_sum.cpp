@@ -346,6 +346,9 @@ Tensor<double> magnitudes(const Tensor<double>& t) {
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
+#ifdef __clang__  // clang ignores the GCC pragma: the same target, its way (the tsan preset)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
+#endif
 namespace isa_avx512 {
 namespace {
 constexpr int L = 8;
@@ -358,10 +361,16 @@ typedef double V __attribute__((vector_size(64)));
 void row(TG_ROW_ARGS) { row_body<4, 2>(nt, coef, src, out, ldo); }
 void dot(TG_DOT_ARGS) { dot_body<3, 2>(TG_DOT_CALL); }
 }  // namespace isa_avx512
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#ifdef __clang__  // clang ignores the GCC pragma: the same target, its way (the tsan preset)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 namespace isa_avx2 {
 namespace {
 constexpr int L = 4;
@@ -374,6 +383,9 @@ typedef double V __attribute__((vector_size(32)));
 void row(TG_ROW_ARGS) { row_body<3, 1>(nt, coef, src, out, ldo); }
 void dot(TG_DOT_ARGS) { dot_body<2, 2>(TG_DOT_CALL); }
 }  // namespace isa_avx2
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 namespace isa_generic {

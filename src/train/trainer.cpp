@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <numeric>
 
-#include "tapegrad/dist/combine.hpp"
 #include "tapegrad/random.hpp"
 #include "tapegrad/tape/profile.hpp"
 
@@ -48,7 +47,6 @@ Trainer<T>::Trainer(const NetSpec& spec, const data::Dataset& train, const Optim
   check_arg(train.size > 0, "train", train.name, " is empty");
   batch_ = opt_.batch == 0 ? train.size : std::min(opt_.batch, train.size);
   per_epoch_ = train::steps_per_epoch(train.size, opt_.batch);
-  shard_grads_.resize(static_cast<std::size_t>(opt_.shards));
 }
 
 template <class T>
@@ -86,9 +84,10 @@ StepRecord Trainer<T>::step() {
   rec.images = n;
   const index_t shards = opt_.shards;
   const std::span<const index_t> batch(order_.data() + begin, static_cast<std::size_t>(n));
-  for (index_t s = 0; s < shards; ++s) {
-    auto& grads = shard_grads_[static_cast<std::size_t>(s)];
-    grads.clear();
+  shards_.reset(shards);
+  const auto [first, last] = combiner_->shard_range(shards);  // all of them in one process
+  for (index_t s = first; s < last; ++s) {
+    auto& grads = shards_.grads[static_cast<std::size_t>(s)];
     const index_t lo = n * s / shards, hi = n * (s + 1) / shards;
     if (lo == hi) continue;  // more shards than samples: this one is empty
     {
@@ -101,8 +100,8 @@ StepRecord Trainer<T>::step() {
     const auto ps = record_params(tape_, params_);
     const auto out = record_output(spec_, tape_.view(x_, false), ps);
     const auto loss = record_loss(spec_, out, t_, count);
-    rec.loss += static_cast<double>(loss.value()[0]);
-    rec.correct += visit_loss_kind(spec_.loss, [&](auto l) {
+    shards_.loss[static_cast<std::size_t>(s)] = static_cast<double>(loss.value()[0]);
+    shards_.correct[static_cast<std::size_t>(s)] = visit_loss_kind(spec_.loss, [&](auto l) {
       return decltype(l)::correct(out.value(), t_);
     });
     tape_.backward(loss);
@@ -110,9 +109,10 @@ StepRecord Trainer<T>::step() {
     for (std::size_t i = 0; i < ps.size(); ++i) tape_.take_grad(ps[i], grads[i]);
   }
   tape_.clear();  // the tape held views of x_: drop them before x_ is refilled
-  {
-    profile::Scope s("combine", profile::Phase::combine);
-    dist::sum_in_shard_order(shard_grads_, params_);
+  combiner_->combine(shards_, params_);  // every shard's loss and gradient, summed in shard order
+  for (index_t s = 0; s < shards; ++s) {
+    rec.loss += shards_.loss[static_cast<std::size_t>(s)];
+    rec.correct += shards_.correct[static_cast<std::size_t>(s)];
   }
   {
     profile::Scope s(optim_.config().name == "sgd" ? "sgd" : "adam", profile::Phase::update);

@@ -9,7 +9,9 @@
 //      "args": {"value": "2"}}, ...]}
 //
 // One track (tid) per thread of the profile; profiler spans become complete events ("X", ts and
-// dur in microseconds), markers instant events ("i"). Spans of one thread nest.
+// dur in microseconds), markers instant events ("i"). Spans of one thread nest. An MPI job's
+// trace has one process per rank (pid = rank), each with its threads' tracks: every rank
+// renders its own (pid = its rank) and rank 0 merges them.
 #pragma once
 
 #include <filesystem>
@@ -20,7 +22,10 @@
 
 namespace tapegrad::io {
 
-std::string chrome_trace_json(const std::vector<profile::Span>& spans, const std::string& process);
+std::string chrome_trace_json(const std::vector<profile::Span>& spans, const std::string& process,
+                              int pid = 1);
+// One trace of the events of several (from chrome_trace_json, each with its own pid).
+std::string merge_chrome_traces(const std::vector<std::string>& traces);
 // Written atomically.
 void write_chrome_trace(const std::filesystem::path& path, const std::vector<profile::Span>& spans,
                         const std::string& process);

@@ -8,7 +8,9 @@
 //            threads and, later, of the MPI ranks); each shard recorded on the tape, reading
 //            the parameter set through view leaves, its loss divided by the GLOBAL batch's
 //            count, backward through the VJP kernels, its gradient moved out of the tape
-//   dist/    the shards' gradients summed in shard order into the parameter set
+//   dist/    the shards' gradients summed in shard order into the parameter set (by the
+//            combiner: one process computes every shard; an MPI rank its own range of them,
+//            then the ranks exchange them, dist/mpi_combine.hpp)
 //   train/   the optimizer updates the parameter set in place
 // Every kernel is bitwise identical for any thread count, every reduction above has a fixed
 // order, and the data order depends only on (seed, epoch): the same seed gives the same bits
@@ -19,12 +21,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "tapegrad/data/dataset.hpp"
+#include "tapegrad/dist/combine.hpp"
 #include "tapegrad/net/network.hpp"
 #include "tapegrad/net/params.hpp"
 #include "tapegrad/net/spec.hpp"
@@ -95,6 +99,10 @@ class Trainer {
     return order_rng_state_;
   }
 
+  // How shard gradients are combined (default: one process, dist::Combiner). Results are the
+  // same bits with any combiner that sums every shard in shard order.
+  void set_combiner(std::shared_ptr<dist::Combiner<T>> c) { combiner_ = std::move(c); }
+
   // Continue after `steps` steps (a resumed checkpoint): sets the step count and regenerates
   // the epoch's data order. The caller restores parameters and optimizer state.
   void resume_at(index_t steps);
@@ -115,7 +123,8 @@ class Trainer {
   Tape<T> tape_;
   Tensor<T> x_;
   Targets<T> t_;
-  std::vector<std::vector<Tensor<T>>> shard_grads_;
+  dist::ShardResults<T> shards_;
+  std::shared_ptr<dist::Combiner<T>> combiner_ = std::make_shared<dist::Combiner<T>>();
 };
 
 extern template class Trainer<float>;
