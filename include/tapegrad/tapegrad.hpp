@@ -21,6 +21,10 @@
 //                   tolerance.hpp                 the derived tolerance model gamma(K) * S
 //   oracle          oracle::check_conv2d_*        your raw-buffer kernel (float/double,
 //                                                 NCHW/NHWC) vs the 50-digit reference
+//                   oracle::check_linear_*, _max_pool2d_*, _avg_pool2d_*, _relu_*, _sigmoid_*,
+//                   _tanh_*, _softmax_*, _log_softmax_*, _mse_loss_*, _cross_entropy_*
+//                                                 the same for every other op
+//                   oracle::*_bound, judge_bound  each op's exact result and derived bound
 //   io              io::read_npy / write_npy      NumPy .npy files
 #pragma once
 
@@ -65,4 +69,9 @@
 #include "tapegrad/gradcheck/tolerance.hpp"
 
 #include "tapegrad/io/npy.hpp"
+#include "tapegrad/oracle/activation.hpp"
+#include "tapegrad/oracle/bounds.hpp"
+#include "tapegrad/oracle/linear.hpp"
+#include "tapegrad/oracle/loss.hpp"
+#include "tapegrad/oracle/pool.hpp"
 #include "tapegrad/oracle/raw.hpp"

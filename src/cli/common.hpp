@@ -37,6 +37,7 @@ auto read_arg(std::string_view option, Read&& read) -> decltype(read()) {
 
 void register_ref(CLI::App& app, Action& run);
 void register_compare(CLI::App& app, Action& run);
+void register_verify(CLI::App& app, Action& run);
 void register_check(CLI::App& app, Action& run);
 void register_bench(CLI::App& app, Action& run);
 void register_train(CLI::App& app, Action& run);

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   Action run;
   register_ref(app, run);
   register_compare(app, run);
+  register_verify(app, run);
   register_check(app, run);
   register_bench(app, run);
   register_train(app, run);

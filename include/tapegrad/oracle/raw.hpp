@@ -55,8 +55,14 @@
 //                  digits.
 // Both judge the same errors against the same tolerance; only digits far below it differ.
 //
-// Inputs: uniform in [-1, 1), rounded to T (so exact in 50 digits), from a portable generator
-// (splitmix64), identical for a given seed on every platform and library.
+// Inputs: uniform in [-1, 1), rounded to T (so exact in 50 digits), from the project's one
+// portable generator (random.hpp's Rng), identical for a given seed on every platform and
+// standard library.
+//
+// The other ops (linear, pools, activations, softmax, losses) have checks of the same shape and
+// the same guards in oracle/linear.hpp, oracle/pool.hpp, oracle/activation.hpp and
+// oracle/loss.hpp; all of them run through one driver (src/oracle/driver.hpp), and their
+// bounds keep the form gamma_T(K) * S per element, with K and S derived per op there.
 #pragma once
 
 #include <cstdint>
@@ -96,6 +102,16 @@ struct OracleOptions {
   std::optional<gradcheck::CompareOptions> tolerance;
   // How the exact results and the sums S are computed (see above).
   Engine engine = Engine::exact;
+  // Exact-input mode (the sums: conv2d and linear, every direction). Inputs are integers in
+  // [-2^b, 2^b], b = floor((p - ceil(log2 K)) / 2), p = 24 (float) or 53 (double), K the
+  // check's reduction length: every product is at most 2^(2b) and every partial sum of K of
+  // them at most 2^p, so every product and partial sum is an integer exactly representable in
+  // T. Then every correct kernel, in any summation order, with or without FMA, gives the exact
+  // result, and the check is EQUALITY (K = 0): an indexing bug of any size is caught, however
+  // small its effect. In accumulate mode the final "+=" onto the (non-integer) prefill is one
+  // rounding (K = 1). Examples: float, K = 27 (3x3x3): b = 9, values in [-512, 512]; double,
+  // K = 576 (3x3x64): b = 21. A K with p - ceil(log2 K) < 0 is std::invalid_argument.
+  bool exact_inputs = false;
 };
 
 // The judgment of one output tensor. It IS a CompareReport (ULP histogram, max abs / rel / ULP
@@ -114,9 +130,13 @@ struct OracleReport : gradcheck::CompareReport {
   Engine engine = Engine::exact;
   bool is_gradient = false;  // grad_mode applies
   std::uint64_t seed = 0;
+  bool generated = true;     // false: judged on the caller's data (tapegrad verify, judge_bound)
 
   bool derived_tolerance = true;
-  index_t reduction_length = 0;  // K of gamma_T(K) (accumulate's extra term included)
+  index_t reduction_length = 0;  // K of gamma_T(K) (accumulate's extra term included); the
+                                 // largest K when it differs between elements
+  index_t reduction_length_min = 0;  // the smallest K (== reduction_length for sums)
+  std::string model;  // what K and S are for this op ("" for a sum of products: S = sum |terms|)
   // Per element, error / allowed (allowed = gamma_T(K) * S, or atol + rtol |e| for a caller
   // tolerance); +inf for a non-finite error. The worst is the largest ratio, first in
   // row-major order among equals. Indices are flat, row-major in the user's layout.
@@ -167,21 +187,21 @@ OracleReport check_conv2d_backward_bias(const Conv2dProblem& prob,
                                         const OracleOptions& opt = {});
 
 // Overloads choosing T from the callback's parameter types (a lambda taking const float*
-// picks float). A generic lambda is ambiguous: name T explicitly then.
-#define TAPEGRAD_ORACLE_OVERLOADS(name, Fn)                                                 \
-  inline OracleReport name(const Conv2dProblem& prob, const Fn<float>& f,                 \
+// picks float). A generic lambda is ambiguous: name T explicitly then. (The macro is used by
+// the other oracle headers too.)
+#define TAPEGRAD_ORACLE_OVERLOADS(name, Problem, Fn)                                        \
+  inline OracleReport name(const Problem& prob, const Fn<float>& f,                       \
                            const OracleOptions& opt = {}) {                               \
     return name<float>(prob, f, opt);                                                     \
   }                                                                                       \
-  inline OracleReport name(const Conv2dProblem& prob, const Fn<double>& f,                \
+  inline OracleReport name(const Problem& prob, const Fn<double>& f,                      \
                            const OracleOptions& opt = {}) {                               \
     return name<double>(prob, f, opt);                                                    \
   }
-TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_forward, Conv2dForwardFn)
-TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_data, Conv2dBackwardDataFn)
-TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_weights, Conv2dBackwardWeightsFn)
-TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dBackwardBiasFn)
-#undef TAPEGRAD_ORACLE_OVERLOADS
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_forward, Conv2dProblem, Conv2dForwardFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_data, Conv2dProblem, Conv2dBackwardDataFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_weights, Conv2dProblem, Conv2dBackwardWeightsFn)
+TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dProblem, Conv2dBackwardBiasFn)
 
 // The inputs the oracle generates for a seed, so that a caller can reproduce a failure
 // outside the oracle: uniform in [-1, 1) rounded to T, `stream` distinguishing the tensors
@@ -189,5 +209,12 @@ TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dBackwardBiasFn)
 // Row-major in the LOGICAL (NCHW / KCRS) order.
 template <class T>
 std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream);
+// Exact-input mode's values (OracleOptions::exact_inputs): integers uniform in [-2^bits, 2^bits].
+template <class T>
+std::vector<T> exact_input_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                                  int bits);
+// The b of exact-input mode for reduction length k in T (see OracleOptions::exact_inputs).
+template <class T>
+int exact_input_bits(index_t k);
 
 }  // namespace tapegrad::oracle

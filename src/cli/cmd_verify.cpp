@@ -1,0 +1,294 @@
+// tapegrad verify OP <the inputs ref takes> --y MINE.npy [--dy DY.npy --dx MINE_DX.npy
+//                                           --dw MINE_DW.npy --db MINE_DB.npy]
+// Judges someone's results of one op against the exact ones, with the derived per-element
+// bound of oracle/bounds.hpp (|mine - exact| <= gamma_T(K) * S, T the precision of each MINE
+// file: float32 or float64): computes the reference of every output given, judges each, prints
+// each report, and exits 0 when all pass, 1 when one fails, 2 for bad input (nothing is
+// written). The VJPs of sigmoid, tanh, softmax and log_softmax are judged as the reference's
+// backward defines them, at the forward output y: YOUR y (--y), so that dx is judged on its
+// own (a y that is off fails the y check); a y with NaN or Inf falls back to the exact y
+// rounded to its precision, said in the report.
+//
+// Order of work: options -> every header (inputs and MINE files) and the memory estimate ->
+// inputs read and validated -> references and bounds -> MINE files read, shapes checked ->
+// judged -> printed.
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "common.hpp"
+#include "ref_inputs.hpp"
+#include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/oracle/bounds.hpp"
+
+namespace tapegrad::cli {
+
+namespace {
+
+struct VerifyArgs : RefArgs {
+  std::string y, dx, dw, db;
+};
+
+// One MINE file and what it is judged against.
+struct Judged {
+  std::string option;  // "--y"
+  std::string name;    // "y"
+  std::string path;
+};
+
+// A MINE file as float or double (NaN and Inf allowed: they fail, they are not bad input).
+struct Mine {
+  std::optional<Tensor<float>> f;
+  std::optional<Tensor<double>> d;
+  const Shape& shape() const { return f ? f->shape() : d->shape(); }
+  Tensor<double> as_double() const { return f ? f->cast<double>() : *d; }
+  bool finite() const {
+    if (f) return std::all_of(f->begin(), f->end(), [](float v) { return std::isfinite(v); });
+    return std::all_of(d->begin(), d->end(), [](double v) { return std::isfinite(v); });
+  }
+};
+
+Mine read_mine(const Judged& j) {
+  return read_arg(j.option, [&] {
+    const io::NpyArray a = io::read_npy(j.path);
+    Mine m;
+    if (a.dtype == io::NpyDtype::f4)
+      m.f = io::to_tensor<float>(a, j.path);
+    else if (a.dtype == io::NpyDtype::f8)
+      m.d = io::to_tensor<double>(a, j.path);
+    else
+      throw BadInput(quote(j.path) + ": " + j.name + " has dtype " + io::dtype_name(a.dtype) +
+                     ", expected float32 or float64");
+    return m;
+  });
+}
+
+// Which VJP outputs an op has beyond dx.
+bool has_weights(const std::string& op) { return op == "conv2d" || op == "linear"; }
+
+int run_verify(const VerifyArgs& a) {
+  validate_ref_args(a);
+  const std::string& op = a.op;
+  std::vector<Judged> judged{{"--y", "y", a.y}};
+  for (const auto& [opt, name, path] : {std::tuple{"--dx", "dx", &a.dx}, {"--dw", "dw", &a.dw},
+                                        {"--db", "db", &a.db}}) {
+    if (!a.given(opt)) continue;
+    if (!a.given("--dy"))
+      throw BadInput("verify " + op + ": " + opt + " needs --dy (the upstream gradient it is "
+                     "the vector-Jacobian product of)");
+    if (std::string(opt) != "--dx" && !has_weights(op))
+      throw BadInput("verify " + op + ": does not take " + opt + " (" + op + " has no weights)");
+    if (std::string(opt) == "--db" && !a.given("--b"))
+      throw BadInput("verify " + op + ": --db needs --b (the bias it is the gradient of)");
+    judged.push_back({opt, name, *path});
+  }
+  if (a.given("--dy") && judged.size() == 1)
+    throw BadInput("verify " + op + ": --dy given but none of --dx, --dw, --db to judge");
+  for (const Judged& j : judged) check_path_arg(j.path, j.option);
+
+  // Memory: the inputs and outputs as `ref` estimates them, each MINE file as read and as a
+  // tensor, and per output the exact value and S in 50 digits (K as 8 bytes).
+  memory::Estimate est("verify " + op);
+  check_memory(a, est);
+  std::map<std::string, io::NpyHeader> headers;
+  for (const Judged& j : judged) {
+    const io::NpyHeader h = read_arg(j.option, [&] { return io::read_npy_header(j.path); });
+    const auto n = static_cast<std::uint64_t>(h.shape.numel());
+    const std::string cause = j.option + " " + quote(j.path);
+    est.add(j.name + " " + h.shape.str() + " as read", 1, h.data_bytes, cause);
+    est.add(j.name + " " + h.shape.str() + " as a tensor and in 50 digits", n,
+            8 + 2 * sizeof(f50) + 8, cause);
+    headers.emplace(j.option, h);
+  }
+  est.check();
+
+  // Inputs, as double (float32 and float64 convert exactly).
+  const Tensor<double> x = read_float_input<double>(a.x, "x");
+  std::optional<Tensor<double>> w, b, target_f, dy;
+  std::vector<index_t> targets;
+  if (a.given("--w")) w = read_float_input<double>(a.w, "w");
+  if (a.given("--b")) b = read_float_input<double>(a.b, "b");
+  if (a.given("--target")) {
+    if (op == "cross_entropy") {
+      const Tensor<std::int64_t> t =
+          read_arg("--target", [&] { return io::read_npy_int64(a.target); });
+      check_rank(op, "target", t.shape(), 1, "(N) of class indices");
+      targets.assign(t.begin(), t.end());
+    } else {
+      target_f = read_float_input<double>(a.target, "target");
+    }
+  }
+  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy");
+  const oracle::Engine engine =
+      a.engine == "f50" ? oracle::Engine::f50 : oracle::Engine::exact;
+
+  // The reference and bound of each judged output, by name; dy's shape checked against y's.
+  std::map<std::string, oracle::Bound> bounds;
+  std::string problem = std::string("x") + x.shape().str();
+  auto forward = [&](oracle::Bound y) {
+    if (dy) check_shape(op, "dy", dy->shape(), y.exact.shape());
+    bounds.emplace("y", std::move(y));
+  };
+  auto wants = [&](const char* name) {
+    return std::any_of(judged.begin(), judged.end(), [&](const Judged& j) { return j.name == name; });
+  };
+  // The forward output a backward formula takes: the user's y when finite, else the exact one.
+  std::string y_note;
+  auto y_for_backward = [&]() -> Tensor<double> {
+    const Mine mine = read_mine(judged[0]);
+    const oracle::Bound& yb = bounds.at("y");
+    if (mine.shape() == yb.exact.shape() && mine.finite()) {
+      y_note = " (dx at your y)";
+      return mine.as_double();
+    }
+    y_note = " (dx at the exact y rounded to float64: yours is not finite or misshapen)";
+    return map(yb.exact, io::round_to<double>);
+  };
+
+  if (op == "conv2d") {
+    const Shape bs = b ? b->shape() : Shape{};
+    const Conv2dGeom g = conv2d_geom(a, x.shape(), w->shape(), b ? &bs : nullptr);
+    problem = g.str();
+    forward(oracle::conv2d_forward_bound(g, x, *w, b ? &*b : nullptr, engine));
+    if (wants("dx")) bounds.emplace("dx", oracle::conv2d_backward_data_bound(g, *dy, *w, engine));
+    if (wants("dw"))
+      bounds.emplace("dw", oracle::conv2d_backward_weights_bound(g, x, *dy, engine));
+    if (wants("db")) bounds.emplace("db", oracle::conv2d_backward_bias_bound(g, *dy, engine));
+  } else if (op == "linear") {
+    const Shape bs = b ? b->shape() : Shape{};
+    const LinearGeom g = make_linear_geom(x.shape(), w->shape(), b ? &bs : nullptr);
+    problem = g.str();
+    forward(oracle::linear_forward_bound(g, x, *w, b ? &*b : nullptr, engine));
+    if (wants("dx")) bounds.emplace("dx", oracle::linear_backward_data_bound(g, *dy, *w, engine));
+    if (wants("dw"))
+      bounds.emplace("dw", oracle::linear_backward_weights_bound(g, x, *dy, engine));
+    if (wants("db")) bounds.emplace("db", oracle::linear_backward_bias_bound(g, *dy, engine));
+  } else if (op == "max_pool2d" || op == "avg_pool2d") {
+    const Pool2dGeom g = pool2d_geom(a, x.shape());
+    problem = g.str();
+    if (op == "max_pool2d") {
+      forward(oracle::max_pool2d_forward_bound(g, x));
+      if (wants("dx")) bounds.emplace("dx", oracle::max_pool2d_backward_bound(g, x, *dy));
+    } else {
+      forward(oracle::avg_pool2d_forward_bound(g, x, engine));
+      if (wants("dx")) bounds.emplace("dx", oracle::avg_pool2d_backward_bound(g, *dy, engine));
+    }
+  } else if (op == "relu") {
+    forward(oracle::relu_forward_bound(x));
+    if (wants("dx")) bounds.emplace("dx", oracle::relu_backward_bound(x, *dy));
+  } else if (op == "flatten") {
+    check_flatten(x.shape(), op);
+    const Tensor<f50> x50 = x.cast<f50>();
+    oracle::Bound yb;
+    yb.exact = ref::flatten_forward(x50);
+    yb.s = map(yb.exact, [](const f50& v) { return f50(abs(v)); });
+    yb.k.assign(static_cast<std::size_t>(x.numel()), 0);
+    yb.model = "S = |y|, K = 0 (a reshape: equality)";
+    forward(yb);
+    if (wants("dx")) {
+      oracle::Bound db;
+      db.exact = ref::flatten_backward(x.shape(), dy->cast<f50>());
+      db.s = map(db.exact, [](const f50& v) { return f50(abs(v)); });
+      db.k.assign(static_cast<std::size_t>(x.numel()), 0);
+      db.model = "S = |dx|, K = 0 (a reshape: equality)";
+      bounds.emplace("dx", db);
+    }
+  } else if (op == "sigmoid" || op == "tanh" || op == "softmax" || op == "log_softmax") {
+    if (op == "softmax" || op == "log_softmax") check_softmax(x.shape(), op);
+    using Fwd = oracle::Bound (*)(const Tensor<double>&);
+    using Bwd = oracle::Bound (*)(const Tensor<double>&, const Tensor<double>&);
+    const auto [fwd, bwd] =
+        op == "sigmoid"   ? std::pair<Fwd, Bwd>{oracle::sigmoid_forward_bound,
+                                                oracle::sigmoid_backward_bound}
+        : op == "tanh"    ? std::pair<Fwd, Bwd>{oracle::tanh_forward_bound,
+                                                oracle::tanh_backward_bound}
+        : op == "softmax" ? std::pair<Fwd, Bwd>{oracle::softmax_forward_bound,
+                                                oracle::softmax_backward_bound}
+                          : std::pair<Fwd, Bwd>{oracle::log_softmax_forward_bound,
+                                                oracle::log_softmax_backward_bound};
+    forward(fwd(x));
+    if (wants("dx")) bounds.emplace("dx", bwd(y_for_backward(), *dy));
+  } else if (op == "mse_loss") {
+    check_mse_loss(x.shape(), target_f->shape(), op);
+    problem += " target";
+    problem += target_f->shape().str();
+    forward(oracle::mse_loss_forward_bound(x, *target_f));
+    if (wants("dx")) bounds.emplace("dx", oracle::mse_loss_backward_bound(x, *target_f, (*dy)[0]));
+  } else if (op == "cross_entropy") {
+    check_cross_entropy(x.shape(), targets, op);
+    problem += " target[";
+    problem += std::to_string(targets.size());
+    problem += "]";
+    forward(oracle::cross_entropy_forward_bound(x, targets));
+    if (wants("dx"))
+      bounds.emplace("dx", oracle::cross_entropy_backward_bound(x, targets, (*dy)[0]));
+  }
+
+  // Each MINE file: its shape must be the reference's, then judged in its own precision.
+  std::vector<oracle::OracleReport> reports;
+  for (const Judged& j : judged) {
+    const oracle::Bound& bd = bounds.at(j.name);
+    const io::NpyHeader& h = headers.at(j.option);
+    if (h.shape != bd.exact.shape())
+      throw BadInput("verify " + op + ": " + j.option + " " + quote(j.path) + " has shape " +
+                     h.shape.str() + ", expected " + bd.exact.shape().str() + " (" + j.name +
+                     " of " + problem + ")");
+    const Mine mine = read_mine(j);
+    const std::string what = problem + (j.name == "dx" ? y_note : std::string());
+    const std::string op_dir = op + (j.name == "y" ? "_forward" : "_backward (" + j.name + ")");
+    // The sums of conv2d, linear and avg_pool2d come from the engine asked for; the rest from
+    // the reference kernels in 50 digits.
+    const oracle::Engine used = uses_exact_engine(a) ? engine : oracle::Engine::f50;
+    reports.push_back(mine.f ? oracle::judge_bound(bd, *mine.f, op_dir, what, j.name, used)
+                             : oracle::judge_bound(bd, *mine.d, op_dir, what, j.name, used));
+  }
+  bool pass = true;
+  for (const auto& r : reports) {
+    r.print(std::cout);
+    pass = pass && r.passed();
+  }
+  std::cout << "verify " << op << ": " << reports.size() << " output"
+            << (reports.size() == 1 ? "" : "s") << " judged, " << (pass ? "all pass" : "FAIL")
+            << "\n";
+  return pass ? exit_ok : exit_check_failed;
+}
+
+}  // namespace
+
+void register_verify(CLI::App& app, Action& run) {
+  auto args = std::make_shared<VerifyArgs>();
+  args->command = "verify";
+  CLI::App* sub = app.add_subcommand(
+      "verify", "Judge your .npy results of an op (and its gradients) against the exact ones, "
+                "with a derived per-element tolerance");
+  sub->add_option("op", args->op, "Op: " + op_list())->required();
+  auto& o = args->opts;
+  o["--x"] = sub->add_option("--x", args->x, "Input x (.npy, float32/float64)")->required();
+  o["--w"] = sub->add_option("--w", args->w, "Weights (.npy) for conv2d / linear");
+  o["--b"] = sub->add_option("--b", args->b, "Bias (.npy) for conv2d / linear (optional)");
+  o["--target"] = sub->add_option("--target", args->target,
+                                  "Target (.npy): float for mse_loss, int64 (N) for cross_entropy");
+  o["--dy"] = sub->add_option("--dy", args->dy,
+                              "Upstream gradient (.npy, y's shape; 0-d for losses)");
+  o["--y"] = sub->add_option("--y", args->y, "YOUR output y (.npy, float32/float64)")->required();
+  o["--dx"] = sub->add_option("--dx", args->dx, "YOUR dx (.npy): the VJP of dy in x");
+  o["--dw"] = sub->add_option("--dw", args->dw, "YOUR dw (.npy), conv2d / linear");
+  o["--db"] = sub->add_option("--db", args->db, "YOUR db (.npy), conv2d / linear with --b");
+  o["--engine"] = sub->add_option("--engine", args->engine,
+                                  "exact (default) or f50: how the sums of conv2d, linear and "
+                                  "avg_pool2d are computed (the same verdicts)");
+  o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
+  o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
+  o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
+  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d), at least 1");
+  o["--kernel"] = sub->add_option("--kernel", args->kernel, "KH,KW or K (pools)");
+  sub->footer(
+      "Each of your files is judged in its own precision (float32: u = 2^-24, float64: 2^-53)\n"
+      "by |mine - exact| <= gamma(K) * S per element, K and S derived per op (the report says\n"
+      "which). softmax and log_softmax reduce over dim 1. Exit status: 0 all pass, 1 a check\n"
+      "failed, 2 bad input.");
+  sub->callback([&run, args] { run = [args] { return run_verify(*args); }; });
+}
+
+}  // namespace tapegrad::cli
