@@ -122,24 +122,6 @@ def main():
                              'cosine schedule spans 40 steps', out)
 
         @test
-        def openmp_threads_wait_passively_unless_the_user_chose():
-            # libgomp prints its settings at start-up with OMP_DISPLAY_ENV=verbose: passive
-            # threads have a spin count of 0, the default 300000, active 30000000000. The
-            # program sets passive and runs itself again, so unset shows two blocks, the second 0.
-            def spins(**extra):
-                env = {k: v for k, v in os.environ.items()
-                       if k not in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}
-                env.update(extra, OMP_DISPLAY_ENV='verbose')
-                r = run('--version', env=env)
-                assert r.returncode == 0, r.stderr
-                return [line.split("'")[1] for line in (r.stdout + r.stderr).splitlines()
-                        if 'GOMP_SPINCOUNT =' in line]
-            got = spins()
-            assert got and got[-1] == '0', got
-            assert spins(OMP_WAIT_POLICY='active') == ['30000000000']
-            assert spins(GOMP_SPINCOUNT='300000') == ['300000']
-
-        @test
         def init_reads_pytorch_names():
             w = p('torch.npz')
             np.savez(w, **{'conv1.weight': np.zeros((1, 1, 3, 3), np.float32),

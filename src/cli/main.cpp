@@ -20,7 +20,6 @@
 #include "tapegrad/errors.hpp"
 #include "tapegrad/kernels/conv2d_fast.hpp"
 #include "tapegrad/memory.hpp"
-#include "wait_policy.hpp"
 
 #ifndef TAPEGRAD_VERSION
 #define TAPEGRAD_VERSION "unknown"
@@ -100,7 +99,6 @@ int error(const std::string& what) {
 int main(int argc, char** argv) {
   using namespace tapegrad;
   using namespace tapegrad::cli;
-  default_wait_policy(argv);
   CLI::App app{"tapegrad: a convolutional-network engine with gradients you can trust"};
   app.require_subcommand(1);
   app.fallthrough();  // --max-memory after the subcommand too
