@@ -27,6 +27,7 @@ packages=(
   nlohmann-json3-dev      # JSON output
   dataset-fashion-mnist   # /usr/share/datasets/fashion-mnist/
   python3 python3-numpy   # the independent NumPy check of `tapegrad ref` (tests only)
+  gcovr                   # scripts/coverage.sh (the coverage preset; not run by CI)
   libopenmpi-dev openmpi-bin  # data-parallel training over MPI (TAPEGRAD_MPI), mpirun for its tests
   clang                   # the fuzz and tsan presets (libFuzzer, ThreadSanitizer)
   libclang-rt-14-dev      # clang's sanitizer runtimes and libFuzzer
