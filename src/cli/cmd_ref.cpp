@@ -265,13 +265,8 @@ void register_ref(CLI::App& app, Action& run) {
   auto args = std::make_shared<RefArgs>();
   CLI::App* sub = app.add_subcommand(
       "ref", "Reference outputs (and, with --dy, gradients) computed in 50-digit arithmetic");
-  sub->add_option("op", args->op, "Op: " + op_list())->required();
+  add_input_options(sub, *args);
   auto& o = args->opts;
-  o["--x"] = sub->add_option("--x", args->x, "Input x (.npy, float32/float64)")->required();
-  o["--w"] = sub->add_option("--w", args->w, "Weights (.npy) for conv2d / linear");
-  o["--b"] = sub->add_option("--b", args->b, "Bias (.npy) for conv2d / linear (optional)");
-  o["--target"] = sub->add_option("--target", args->target,
-                                  "Target (.npy): float for mse_loss, int64 (N) for cross_entropy");
   o["--dy"] = sub->add_option("--dy", args->dy,
                               "Upstream gradient (.npy, y's shape; 0-d for losses): also write "
                               "dx (dw, db)");
@@ -282,11 +277,7 @@ void register_ref(CLI::App& app, Action& run) {
   o["--engine"] = sub->add_option("--engine", args->engine,
                                   "exact (default: conv2d, linear, avg_pool2d in the exact "
                                   "engine, the same bits as f50) or f50 (the 50-digit reference)");
-  o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
-  o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
-  o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
-  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d), at least 1");
-  o["--kernel"] = sub->add_option("--kernel", args->kernel, "KH,KW or K (pools)");
+  add_geometry_options(sub, *args);
   sub->callback([&run, args] { run = [args] { return run_ref(*args); }; });
 }
 

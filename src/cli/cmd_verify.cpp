@@ -262,13 +262,8 @@ void register_verify(CLI::App& app, Action& run) {
   CLI::App* sub = app.add_subcommand(
       "verify", "Judge your .npy results of an op (and its gradients) against the exact ones, "
                 "with a derived per-element tolerance");
-  sub->add_option("op", args->op, "Op: " + op_list())->required();
+  add_input_options(sub, *args);
   auto& o = args->opts;
-  o["--x"] = sub->add_option("--x", args->x, "Input x (.npy, float32/float64)")->required();
-  o["--w"] = sub->add_option("--w", args->w, "Weights (.npy) for conv2d / linear");
-  o["--b"] = sub->add_option("--b", args->b, "Bias (.npy) for conv2d / linear (optional)");
-  o["--target"] = sub->add_option("--target", args->target,
-                                  "Target (.npy): float for mse_loss, int64 (N) for cross_entropy");
   o["--dy"] = sub->add_option("--dy", args->dy,
                               "Upstream gradient (.npy, y's shape; 0-d for losses)");
   o["--y"] = sub->add_option("--y", args->y, "YOUR output y (.npy, float32/float64)")->required();
@@ -278,11 +273,7 @@ void register_verify(CLI::App& app, Action& run) {
   o["--engine"] = sub->add_option("--engine", args->engine,
                                   "exact (default) or f50: how the sums of conv2d, linear and "
                                   "avg_pool2d are computed (the same verdicts)");
-  o["--stride"] = sub->add_option("--stride", args->stride, "SH,SW or S (conv2d, pools)");
-  o["--pad"] = sub->add_option("--pad", args->pad, "PH,PW or P (conv2d, pools)");
-  o["--dilation"] = sub->add_option("--dilation", args->dilation, "DH,DW or D (conv2d)");
-  o["--groups"] = sub->add_option("--groups", args->groups, "Groups (conv2d), at least 1");
-  o["--kernel"] = sub->add_option("--kernel", args->kernel, "KH,KW or K (pools)");
+  add_geometry_options(sub, *args);
   sub->footer(
       "Each of your files is judged in its own precision (float32: u = 2^-24, float64: 2^-53)\n"
       "by |mine - exact| <= gamma(K) * S per element, K and S derived per op (the report says\n"

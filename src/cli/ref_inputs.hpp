@@ -249,4 +249,24 @@ inline void validate_ref_args(const RefArgs& a) {
     if (a.given(name)) check_path_arg(*path, name);
 }
 
+// The options ref and verify share, registered on `sub` into `a`: the op, the inputs (x, w, b,
+// target) and the geometry (stride, pad, dilation, groups, kernel).
+inline void add_input_options(CLI::App* sub, RefArgs& a) {
+  sub->add_option("op", a.op, "Op: " + op_list())->required();
+  auto& o = a.opts;
+  o["--x"] = sub->add_option("--x", a.x, "Input x (.npy, float32/float64)")->required();
+  o["--w"] = sub->add_option("--w", a.w, "Weights (.npy) for conv2d / linear");
+  o["--b"] = sub->add_option("--b", a.b, "Bias (.npy) for conv2d / linear (optional)");
+  o["--target"] = sub->add_option("--target", a.target,
+                                  "Target (.npy): float for mse_loss, int64 (N) for cross_entropy");
+}
+inline void add_geometry_options(CLI::App* sub, RefArgs& a) {
+  auto& o = a.opts;
+  o["--stride"] = sub->add_option("--stride", a.stride, "SH,SW or S (conv2d, pools)");
+  o["--pad"] = sub->add_option("--pad", a.pad, "PH,PW or P (conv2d, pools)");
+  o["--dilation"] = sub->add_option("--dilation", a.dilation, "DH,DW or D (conv2d)");
+  o["--groups"] = sub->add_option("--groups", a.groups, "Groups (conv2d), at least 1");
+  o["--kernel"] = sub->add_option("--kernel", a.kernel, "KH,KW or K (pools)");
+}
+
 }  // namespace tapegrad::cli
