@@ -23,6 +23,7 @@
 
 #include "tapegrad/gradcheck/tolerance.hpp"
 #include "tapegrad/io/npy.hpp"
+#include "pattern.hpp"
 #include "tapegrad/oracle/bounds.hpp"
 #include "tapegrad/oracle/raw.hpp"
 #include "tapegrad/scalar.hpp"
@@ -128,6 +129,7 @@ struct Case {
   Tensor<f50> s;               // S_i >= |exact_i|: the magnitude of the bound
   std::vector<index_t> k;      // K_i: the rounding count of the bound
   std::string model;           // what K and S are, for the report ("" for sums of products)
+  PatternSpec pattern;         // how the report names where the failures are (pattern.hpp)
 };
 
 // K the same for every element.
@@ -170,7 +172,18 @@ Case<T> case_of(Bound b, const Labels& l, Engine engine) {
     c.s = std::move(b.s);
   }
   c.k = std::move(b.k);
+  c.pattern.axes = axes_of(l.letters, c.exact.rank());
   return c;
+}
+
+// The pattern spec of an op whose output is 4-d, given in the LOGICAL order (NCHW / KCRS: axis
+// names, channel groups, features), moved to the user's layout.
+template <class T>
+void set_pattern(Case<T>& c, const PatternSpec& logical, const Shape& logical_shape,
+                 Layout layout) {
+  c.pattern = layout == Layout::nhwc && logical_shape.rank() == 4
+                  ? to_channels_last(logical, logical_shape)
+                  : logical;
 }
 
 // Per-element judgment of `actual` against the exact `expected` (both in the user's layout):
@@ -279,6 +292,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
     const auto fail = judge<T>(r, out, exact, abs_sum, k, 0, opt);
     for (index_t i = 0; i < out.numel(); ++i)
       if (fail[static_cast<std::size_t>(i)] && std::isnan(out[i])) r.unwritten.push_back(i);
+    r.pattern = failure_pattern(shape, fail, c.pattern);
     return r;
   }
 
@@ -303,6 +317,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
       else if (same_bits(out_p[i], prefill[i]))
         r.unwritten.push_back(i);
     }
+    r.pattern = failure_pattern(shape, fail, c.pattern);
   } else {
     Tensor<T> out = prefill;
     call(out.data());
@@ -314,6 +329,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
       else if (same_bits(out[i], prefill[i]))
         r.unwritten.push_back(i);
     }
+    r.pattern = failure_pattern(shape, fail, c.pattern);
   }
   return r;
 }

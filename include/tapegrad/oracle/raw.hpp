@@ -148,12 +148,17 @@ struct OracleReport : gradcheck::CompareReport {
   std::vector<index_t> accumulated;      // overwrite declared: came out as prefill + gradient
   std::vector<index_t> overwritten;      // accumulate declared: came out as the bare gradient
   std::vector<std::string> modified_inputs;  // names of input buffers the callback changed
+  // Where the failing elements are, one line per index pattern, each true of EVERY failing
+  // element, with how many elements it covers: "every element", "only group 1 of 2 (k 3..5)",
+  // "only the last q (q = 6)", "only n > 0", "only c mod 4 = 3", "only where the window
+  // touches padding", "only where no window reads it". Empty when nothing fails.
+  std::vector<std::string> pattern;
 
   bool passed() const { return failing == 0 && modified_inputs.empty(); }
   // Multi-index of a flat index in the output's layout, "[0,1,4,4]".
   std::string index_str(index_t flat) const;
-  // The full report: problem, tolerance, worst element, guards' findings, ULP histogram,
-  // ending in "PASS" or "FAIL".
+  // The full report: problem, tolerance, worst element, the pattern of the failing elements,
+  // guards' findings, ULP histogram, ending in "PASS" or "FAIL".
   void print(std::ostream& os) const;
 };
 
