@@ -75,3 +75,5 @@
 #include "tapegrad/oracle/loss.hpp"
 #include "tapegrad/oracle/pool.hpp"
 #include "tapegrad/oracle/raw.hpp"
+#include "tapegrad/oracle/search.hpp"
+#include "tapegrad/oracle/descriptor.hpp"

@@ -38,6 +38,12 @@ Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, std::uint64_t st
   return Tensor<T>(shape, oracle_values<T>(shape.numel(), seed, stream));
 }
 
+// A generated input tensor: OracleOptions::values' kind (never for the prefill, stream 4).
+template <class T>
+Tensor<T> input_values(const Shape& shape, const OracleOptions& opt, std::uint64_t stream) {
+  return Tensor<T>(shape, oracle_values<T>(shape.numel(), opt.seed, stream, opt.values));
+}
+
 inline Tensor<f50> abs_of(const Tensor<f50>& t) {
   return map(t, [](const f50& v) { return f50(abs(v)); });
 }
@@ -339,7 +345,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
 template <class T>
 Tensor<T> input_tensor(const Shape& s, const OracleOptions& opt, std::uint64_t stream,
                        index_t k) {
-  if (!opt.exact_inputs) return random_tensor<T>(s, opt.seed, stream);
+  if (!opt.exact_inputs) return input_values<T>(s, opt, stream);
   return Tensor<T>(s, exact_input_values<T>(s.numel(), opt.seed, stream,
                                             exact_input_bits<T>(k)));
 }

@@ -36,7 +36,7 @@ OracleReport check_max_pool2d_forward(const Pool2dProblem& prob,
                                       const std::type_identity_t<Pool2dForwardFn<T>>& f,
                                       const OracleOptions& opt) {
   const Pool2dGeom g = make_pool2d_geom(prob.x, prob.params, "check_max_pool2d_forward");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
+  const Tensor<T> x = input_values<T>(g.x_shape(), opt, 0);
   Case<T> c = case_of<T>(max_pool2d_forward_bound(g, x.template cast<double>()),
                          pool_labels("max_pool2d_forward", g, "y", prob, false), Engine::f50);
   set_pattern(c, pool_output_pattern(g), g.y_shape(), prob.layout);
@@ -51,8 +51,8 @@ OracleReport check_max_pool2d_backward(const Pool2dProblem& prob,
                                        const std::type_identity_t<MaxPool2dBackwardFn<T>>& f,
                                        const OracleOptions& opt) {
   const Pool2dGeom g = make_pool2d_geom(prob.x, prob.params, "check_max_pool2d_backward");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const Tensor<T> x = input_values<T>(g.x_shape(), opt, 0);
+  const Tensor<T> dy = input_values<T>(g.y_shape(), opt, 3);
   Case<T> c = case_of<T>(
       max_pool2d_backward_bound(g, x.template cast<double>(), dy.template cast<double>()),
       pool_labels("max_pool2d_backward", g, "dx", prob, true), Engine::f50);
@@ -69,7 +69,7 @@ OracleReport check_avg_pool2d_forward(const Pool2dProblem& prob,
                                       const std::type_identity_t<Pool2dForwardFn<T>>& f,
                                       const OracleOptions& opt) {
   const Pool2dGeom g = make_pool2d_geom(prob.x, prob.params, "check_avg_pool2d_forward");
-  const Tensor<T> x = random_tensor<T>(g.x_shape(), opt.seed, 0);
+  const Tensor<T> x = input_values<T>(g.x_shape(), opt, 0);
   Case<T> c = case_of<T>(avg_pool2d_forward_bound(g, x.template cast<double>(), opt.engine),
                          pool_labels("avg_pool2d_forward", g, "y", prob, false), opt.engine);
   set_pattern(c, pool_output_pattern(g), g.y_shape(), prob.layout);
@@ -84,7 +84,7 @@ OracleReport check_avg_pool2d_backward(const Pool2dProblem& prob,
                                        const std::type_identity_t<AvgPool2dBackwardFn<T>>& f,
                                        const OracleOptions& opt) {
   const Pool2dGeom g = make_pool2d_geom(prob.x, prob.params, "check_avg_pool2d_backward");
-  const Tensor<T> dy = random_tensor<T>(g.y_shape(), opt.seed, 3);
+  const Tensor<T> dy = input_values<T>(g.y_shape(), opt, 3);
   Case<T> c = case_of<T>(avg_pool2d_backward_bound(g, dy.template cast<double>(), opt.engine),
                          pool_labels("avg_pool2d_backward", g, "dx", prob, true), opt.engine);
   set_pattern(c, pool_input_pattern(g), g.x_shape(), prob.layout);

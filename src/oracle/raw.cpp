@@ -80,6 +80,35 @@ std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t st
   return v;
 }
 
+const char* values_name(Values v) {
+  switch (v) {
+    case Values::uniform: return "uniform";
+    case Values::ties: return "ties";
+    case Values::wide: return "wide";
+  }
+  return "?";
+}
+
+template <class T>
+std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                             Values values) {
+  if (values == Values::uniform || stream == 4) return oracle_values<T>(count, seed, stream);
+  check_non_negative("oracle_values", "count", count);
+  Rng rng(Rng::derive(seed, stream + (values == Values::ties ? 200 : 300)));
+  std::vector<T> v(static_cast<std::size_t>(count));
+  if (values == Values::ties) {
+    for (auto& e : v) e = static_cast<T>(static_cast<double>(rng.below(9)) * 0.5 - 2.0);
+    return v;
+  }
+  // wide: a uniform [-1, 1) value with 20 significant bits (exact in float), times 2^e.
+  for (auto& e : v) {
+    const double u = static_cast<double>(rng.next() >> 44) * std::ldexp(1.0, -20);
+    const int ex = static_cast<int>(rng.below(18)) - 12;
+    e = static_cast<T>(std::ldexp(2.0 * u - 1.0, ex));
+  }
+  return v;
+}
+
 template <class T>
 std::vector<T> exact_input_values(index_t count, std::uint64_t seed, std::uint64_t stream,
                                   int bits) {
@@ -290,6 +319,7 @@ void OracleReport::print(std::ostream& os) const {
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                \
   template std::vector<T> oracle_values<T>(index_t, std::uint64_t, std::uint64_t);             \
+  template std::vector<T> oracle_values<T>(index_t, std::uint64_t, std::uint64_t, Values);     \
   template std::vector<T> exact_input_values<T>(index_t, std::uint64_t, std::uint64_t, int);   \
   template int exact_input_bits<T>(index_t);             \
   template OracleReport check_conv2d_forward<T>(                                               \
