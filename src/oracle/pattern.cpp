@@ -72,8 +72,10 @@ std::vector<PatternAxis> axes_of(const std::string& letters, index_t rank) {
     }
   }
   if (comma) axes.push_back({cur});
-  if (static_cast<index_t>(axes.size()) != rank) {
+  if (static_cast<index_t>(axes.size()) != rank) {  // PyTorch's letters by rank, else d0, d1 ...
     axes.clear();
+    if (rank == 2) return {{"n"}, {"c"}};
+    if (rank == 4) return {{"n"}, {"c"}, {"h"}, {"w"}};
     for (index_t i = 0; i < rank; ++i) axes.push_back({"d" + std::to_string(i)});
   }
   return axes;

@@ -36,8 +36,8 @@ struct PatternSpec {
 std::vector<std::string> failure_pattern(const Shape& shape, const std::vector<bool>& fail,
                                          const PatternSpec& spec);
 
-// Axis names from a layout's letters ("NHWC" -> n,h,w,c; "N,out" -> n,out); d0, d1, ... when
-// the letters do not name every axis.
+// Axis names from a layout's letters ("NHWC" -> n,h,w,c; "N,out" -> n,out); when the letters
+// do not name every axis, n,c for rank 2, n,c,h,w for rank 4, else d0, d1, ...
 std::vector<PatternAxis> axes_of(const std::string& letters, index_t rank);
 
 // A logical 4-d spec (axes and features in NCHW / KCRS order) moved to channels-last order
