@@ -13,10 +13,12 @@
 //                                 the failing check's report (with its pattern line) and the
 //                                 search's shrunk case; exit 1 when both catch it, 3 when not
 //   <op>: conv2d linear max_pool2d avg_pool2d relu tanh sigmoid softmax log_softmax
+//   TAPEGRAD_SEARCH_CASES=N, TAPEGRAD_SEARCH_SEED=S   cases per search (default 50), seed (1)
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <unordered_map>
@@ -576,7 +578,9 @@ void run_op(const std::string& op, Tally& t, const SearchOptions& so) {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "good";
   SearchOptions so;
-  so.cases = 50;
+  so.cases = 50;  // per search; TAPEGRAD_SEARCH_CASES overrides (and TAPEGRAD_SEARCH_SEED)
+  if (const char* c = std::getenv("TAPEGRAD_SEARCH_CASES")) so.cases = std::atoi(c);
+  if (const char* c = std::getenv("TAPEGRAD_SEARCH_SEED")) so.seed = std::strtoull(c, nullptr, 10);
   try {
     if (mode == "good") {
       Tally t;

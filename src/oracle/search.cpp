@@ -145,9 +145,10 @@ SearchResult run_search(const SearchOp& op, const SearchOptions& opt) {
     const auto property = [&]() -> bool {
       CaseDescriptor d;
       d.op = op.op;
-      d.values = values[*rc::gen::inRange<std::size_t>(0, values.size())];  // shrinks to [0]
+      d.values = values[*rc::gen::resize(  // uniform over the mix, shrinking to values[0]
+          kFullSize, rc::gen::inRange<std::size_t>(0, values.size()))];
       d.geometry = op.draw(opt);
-      d.seed = *rc::gen::inRange<std::uint64_t>(1, 1u << 20);
+      d.seed = *rc::gen::resize(kFullSize, rc::gen::inRange<std::uint64_t>(1, 1u << 20));
       std::optional<SearchFailure> f;
       try {
         f = run_one(op, d, opt);

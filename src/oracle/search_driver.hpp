@@ -15,6 +15,9 @@
 
 namespace tapegrad::oracle::search_driver {
 
+// The RapidCheck size every choice is drawn at (its maximum, 100): uniform over the range.
+inline constexpr int kFullSize = 100;
+
 // What a throwing callback becomes on its way out of the check (the search catches it).
 struct KernelThrew {
   std::string what;

@@ -15,8 +15,11 @@ namespace {
 
 using rc::gen::inRange;
 
-// A uniform integer in [lo, hi], shrinking toward lo.
-index_t pick(index_t lo, index_t hi) { return *inRange<index_t>(lo, hi + 1); }
+// A uniform integer in [lo, hi], shrinking toward lo. At RapidCheck's full size: its inRange
+// scales the range with the case's size, which would make the early cases all minimal.
+index_t pick(index_t lo, index_t hi) {
+  return *rc::gen::resize(search_driver::kFullSize, inRange<index_t>(lo, hi + 1));
+}
 
 // conv2d: groups 1-3, channels per group 1-3, batch 1-2, kernel 1-3, stride 1-3, pad 0-2,
 // dilation 1-2; the input from the smallest the dilated kernel fits (kernel = padded input)
@@ -36,7 +39,7 @@ std::string draw_conv2d(const SearchOptions& o, bool forward) {
   p.params.groups = g;
   p.x = Shape{n, g * cg, in[0], in[1]};
   p.w = Shape{g * kg, cg, k[0], k[1]};
-  p.bias = forward && (o.bias ? *o.bias : *rc::gen::arbitrary<bool>());
+  p.bias = forward && (o.bias ? *o.bias : *rc::gen::resize(kFullSize, rc::gen::arbitrary<bool>()));
   return geometry_of(p);
 }
 std::vector<std::string> conv2d_tags(const std::string& geo) {
@@ -94,7 +97,7 @@ std::vector<std::string> pool2d_tags(const std::string& geo) {
 std::string draw_linear(const SearchOptions& o, bool forward) {
   const index_t n = pick(1, 4), in = pick(1, 24), out = pick(1, 8);
   LinearProblem p{Shape{n, in}, Shape{out, in}, false};
-  p.bias = forward && (o.bias ? *o.bias : *rc::gen::arbitrary<bool>());
+  p.bias = forward && (o.bias ? *o.bias : *rc::gen::resize(kFullSize, rc::gen::arbitrary<bool>()));
   return geometry_of(p);
 }
 std::vector<std::string> linear_tags(const std::string& geo) {
