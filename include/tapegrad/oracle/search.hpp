@@ -34,8 +34,9 @@
 // zeros) and wide magnitudes alike; SearchOptions::values narrows the mix.
 //
 // Shrinking: every choice shrinks toward its smallest value (groups 1, batch 1, stride 1, no
-// padding, the smallest input the window fits, exact inputs, seed 1), so the reported case is
-// a local minimum: making any one choice smaller makes it pass.
+// padding, the smallest input the window fits, exact inputs, seed 1), and RapidCheck keeps
+// every smaller case that still fails, so the reported case is a local minimum: each smaller
+// value RapidCheck tried for any one choice passes.
 //
 // Replay: the failure line is a descriptor; SearchOptions::replay = that line runs exactly
 // that case again. The whole search is determined by SearchOptions::seed (printed).
