@@ -76,7 +76,11 @@ std::vector<PatternAxis> axes_of(const std::string& letters, index_t rank) {
     axes.clear();
     if (rank == 2) return {{"n"}, {"c"}};
     if (rank == 4) return {{"n"}, {"c"}, {"h"}, {"w"}};
-    for (index_t i = 0; i < rank; ++i) axes.push_back({"d" + std::to_string(i)});
+    for (index_t i = 0; i < rank; ++i) {
+      std::string name = "d";  // appended, not "d" + ...: GCC 12's -Wrestrict misfires on that
+      name += std::to_string(i);
+      axes.push_back({name});
+    }
   }
   return axes;
 }
