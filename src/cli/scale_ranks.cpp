@@ -17,6 +17,7 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "common.hpp"
 #include "tapegrad/dist/mpi.hpp"
@@ -47,7 +48,11 @@ std::string self_exe() {
 // one machine (oversubscribed when P x T exceeds the cores; as root when CI runs so), unless
 // the caller set those variables already. Ranks waiting in MPI yield the core: Open MPI spins
 // otherwise, taking it from the ranks still computing.
-std::vector<std::string> child_environment() {
+// With P x T above the cores (oversubscribed), the children also get OMP_WAIT_POLICY=passive
+// unless it is set: the ranks cannot see each other's threads, and libgomp's spinning wait then
+// takes the cores from the ranks still computing (4 ranks x 2 threads on 2 cores: 232 ms per
+// lenet5 step spinning, 3.7 ms passive).
+std::vector<std::string> child_environment(bool oversubscribed) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   auto add = [&](const char* name, const char* value) {
@@ -59,6 +64,7 @@ std::vector<std::string> child_environment() {
   }
   add("OMPI_MCA_rmaps_base_oversubscribe", "1");
   add("OMPI_MCA_mpi_yield_when_idle", "1");
+  if (oversubscribed) add("OMP_WAIT_POLICY", "passive");
   return env;
 }
 
@@ -138,7 +144,9 @@ int run_rank_sweep(const RankSweep& s) {
                      std::to_string(s.shards) + " (every rank computes whole shards; give --shards " +
                      std::to_string(p) + " or more)");
   const std::string exe = self_exe();
-  const std::vector<std::string> env = child_environment();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const std::vector<std::string> env_fit = child_environment(false), env_over = child_environment(true);
+  bool any_over = false;
   const fs::path out = s.out.empty() ? fs::path("out") / ("scale-ranks-" + fs::path(s.model).stem().string()) : fs::path(s.out);
   std::error_code ec;
   fs::create_directories(out / "runs", ec);
@@ -172,9 +180,11 @@ int run_rank_sweep(const RankSweep& s) {
   std::optional<std::map<std::string, std::string>> first;
   bool identical = true;
   std::string differs;
-  auto run_one = [&](const std::vector<std::string>& argv, const fs::path& dir) {
+  auto run_one = [&](const std::vector<std::string>& argv, const fs::path& dir, int threads_in_all) {
     const fs::path log = dir.string() + ".log";
-    const int rc = run_child(argv, env, log);
+    const bool over = threads_in_all > cores && !std::getenv("OMP_WAIT_POLICY");
+    any_over = any_over || over;
+    const int rc = run_child(argv, over ? env_over : env_fit, log);
     if (rc != 0)
       throw BadInput("scale --ranks: " + quote(argv[0]) + " ... exited with " + std::to_string(rc) +
                      ": " + quote(last_line(log)) + " (log: " + log.string() + ")");
@@ -190,8 +200,8 @@ int run_rank_sweep(const RankSweep& s) {
       c.mpi.push_back(run_one(train_argv({s.mpiexec, "--oversubscribe", "--bind-to", "none", "-np",
                                           std::to_string(c.ranks), exe},
                                          c.threads, mdir),
-                              mdir));
-      c.one.push_back(run_one(train_argv({exe}, c.ranks * c.threads, odir), odir));
+                              mdir, c.ranks * c.threads));
+      c.one.push_back(run_one(train_argv({exe}, c.ranks * c.threads, odir), odir, c.ranks * c.threads));
     }
 
   auto med = [](const std::vector<StepSplit>& v, double StepSplit::*f) {
@@ -216,6 +226,9 @@ int run_rank_sweep(const RankSweep& s) {
     csv += buf;
   }
   io::write_file_atomic(out / "scale_ranks.csv", csv);
+  if (any_over)
+    std::printf("\nrows with P x T above the %d cores ran with OMP_WAIT_POLICY=passive (their spinning "
+                "OpenMP threads would take the cores from the ranks still computing)\n", cores);
   std::printf("\nweights after the same steps identical for every ranks x threads: %s\n",
               identical ? "yes" : ("NO (first difference: " + differs + ")").c_str());
   std::printf("outputs: %s/scale_ranks.csv (each run's outputs and log under %s/runs)\n",

@@ -10,7 +10,10 @@
 // the slowest rank has computed its shards), communication (MPI_Allgatherv of every shard's
 // gradient) and the sum in shard order. Repetitions are interleaved (a noisy neighbour slows
 // every configuration alike) and the table shows medians. Every run must end with the same
-// weights, bit for bit (the shards fix the bits, not P or T); the sweep checks it.
+// weights, bit for bit (the shards fix the bits, not P or T); the sweep checks it. Where P x T
+// exceeds the cores, the children run with OMP_WAIT_POLICY=passive (unless it is set): ranks
+// cannot see each other's threads, and spinning OpenMP threads would take the cores from the
+// ranks still computing.
 #pragma once
 
 #include <string>
