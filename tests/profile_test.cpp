@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -109,9 +110,10 @@ TEST(ProfileSummary, ShardsSideBySideCountEachThreadsShareOfTheWallTime) {
 // threads used `mode`'s way, checked: every layer's op appears forward (once per layer per
 // step) and backward, the flops of conv2d are those of its geometries for the whole batch (a
 // step's work does not depend on how it is cut), and the rows add up to the step time
-// exactly. The untracked share (the tape's bookkeeping) is far below a quarter; a missing
-// instrumentation point (the backward sweep, the optimizer) would leave half of the step
-// untracked; threads of side-by-side shards waiting for each other are shards_wait.
+// exactly. The untracked share (the tape's bookkeeping) is far below a quarter in at least
+// one of the steps; a missing instrumentation point (the backward sweep, the optimizer) would
+// leave half of every step untracked; threads of side-by-side shards waiting for each other
+// are shards_wait.
 namespace {
 void two_steps_add_up(index_t shards, train::Parallel mode, int threads) {
   const NetSpec spec = load_spec("lenet5");
@@ -147,7 +149,18 @@ void two_steps_add_up(index_t shards, train::Parallel mode, int threads) {
   for (const auto& op : s.ops) covered += op.seconds();
   for (const auto& p : s.parts) covered += p.seconds;
   EXPECT_NEAR(covered, s.step_s, 1e-9 * s.step_s + 1e-12);
-  EXPECT_LT(s.untracked_s, 0.25 * s.step_s);
+  // Per step, the smallest untracked share of the two: a thread descheduled between two spans
+  // (a loaded machine, ctest -j2) inflates one step's, a missing instrumentation point both.
+  double least = 1;
+  for (std::int64_t k : {2, 3}) {
+    std::vector<Span> of_step;
+    for (const auto& sp : spans)
+      if (sp.step == k) of_step.push_back(sp);
+    const profile::Summary one = profile::summarize(of_step);
+    ASSERT_EQ(one.steps, 1);
+    least = std::min(least, one.untracked_s / one.step_s);
+  }
+  EXPECT_LT(least, 0.25);
   // conv2d per step: conv1 forward 2*32*6*28*28*25, conv2 2*32*16*10*10*150; backward: conv1
   // only computes dw (its input is data), conv2 dx and dw.
   const double c1 = 2.0 * 32 * 6 * 28 * 28 * 25, c2 = 2.0 * 32 * 16 * 10 * 10 * 150;
