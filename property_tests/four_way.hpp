@@ -4,7 +4,9 @@
 //   (3) hand-written    the layer's own backward loops (where a layer exists)
 //   (4) finite diff.    gradcheck::finite_diff of the ref:: forward in f50, at a sample of
 //                       elements of every input
-// against the reference: the scalar tape on Var<f50> (the ref:: forward in 50 digits).
+// against the reference: the scalar tape on Var<f50> (the ref:: forward in 50 digits), or, for
+// the ops linear in the tensor differentiated (conv2d, linear, avg_pool2d), the exact engine's
+// VJPs (ExactReference below: the same values to ~n^2 2^-106 of S, about 100x sooner).
 //
 // The function differentiated is L = <f(inputs), gy> for a random cotangent gy, so the
 // gradients are the op's vector-Jacobian products with gy, exactly what a backward pass uses.
@@ -22,6 +24,7 @@
 //              that the reference follows.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <optional>
 #include <random>
@@ -115,18 +118,41 @@ FdSample fd_sample(F&& f, const std::vector<Tensor<f50>>& inputs, const Tensor<f
   return s;
 }
 
+// The reference from the exact engine (kernels/exact.hpp) instead of the scalar tape in f50,
+// for the ops linear in the tensor differentiated -- conv2d, linear, avg_pool2d: each VJP is a
+// sum of products of the T inputs and gy, which are exact doubles. `grads` returns them as
+// the engine's Precise values, each within beta of the exact VJP, where (exact.hpp, step 3,
+// n terms, L <= 16 vector lanes, u = 2^-53, eta = 2^-1075 in the scaled domain)
+//   beta <= 2 (n + L)(n + L + 2) u^2 S_p + 2 n eta <= beta_rel(k) * weight + 2^-1000,
+//   beta_rel(k) = 4 (k + 32)^2 2^-106,
+// with S_p the element's sum of |products| (<= weight, the Bound's own sum of |terms|; for
+// avg_pool2d the division by the window shrinks both alike) and the eta term, unscaled, far
+// below 2^-1000 for the O(1) values of these problems. Ways 1-3 are then judged against
+// tol + beta (the reference is off by at most beta), way 4 against 2 fd.error + beta.
+struct ExactReference {
+  std::function<std::vector<Tensor<f50>>(const std::vector<Tensor<double>>& inputs,
+                                         const Tensor<double>& gy)>
+      grads;
+  static f50 beta_rel(index_t k) {
+    const f50 kk = f50(k + 32);
+    return 4 * kk * kk * f50(std::ldexp(1.0, -106));
+  }
+};
+
 // Runs the four ways and judges them. `f` is a generic callable Tensor<S> f(const
 // std::vector<Tensor<S>>&), run for S = Var<T>, Var<f50> and f50. `op_tape` and `hand` return
 // the gradient of every input for (inputs, gy) in T (`hand` returns nullopt when the op has no
 // hand-written layer). `bound` returns one Bound per input from (inputs in f50, gy in f50).
 // `fd_skip` (optional, one mask per input) marks elements finite differences must not judge.
+// `exact` (optional): the reference from the exact engine (above) instead of the scalar tape.
 // Returns "" when every way passes, else the report of the first failure.
 template <class T, class F, class OpTape, class Hand, class BoundFn>
 std::string four_way(const std::vector<std::string>& names,
                      const std::vector<Tensor<double>>& inputs_d, const Tensor<double>& gy_d,
                      F&& f, OpTape&& op_tape, Hand&& hand, BoundFn&& bound, index_t fd_per_tensor,
                      std::uint64_t fd_salt, FourWayStats* stats = nullptr,
-                     const std::vector<Tensor<std::uint8_t>>* fd_skip = nullptr) {
+                     const std::vector<Tensor<std::uint8_t>>* fd_skip = nullptr,
+                     const ExactReference* exact = nullptr) {
   std::vector<Tensor<T>> in_t;
   std::vector<Tensor<f50>> in_50;
   for (const auto& t : inputs_d) {
@@ -136,7 +162,15 @@ std::string four_way(const std::vector<std::string>& names,
   const Tensor<T> gy_t = to<T>(gy_d);
   const Tensor<f50> gy_50 = gy_t.template cast<f50>();
 
-  const std::vector<Tensor<f50>> ref = scalar_tape_vjp<f50>(f, in_50, gy_50);
+  std::vector<Tensor<f50>> ref;
+  if (exact) {
+    std::vector<Tensor<double>> in_dbl;
+    for (const auto& t : in_t) in_dbl.push_back(t.template cast<double>());  // exact
+    ref = exact->grads(in_dbl, gy_t.template cast<double>());
+  } else {
+    ref = scalar_tape_vjp<f50>(f, in_50, gy_50);
+  }
+  const std::string ref_name = exact ? "exact-engine reference" : "50-digit reference";
   const std::vector<Tensor<T>> w1 = op_tape(in_t, gy_t);
   const std::vector<Tensor<T>> w2 = scalar_tape_vjp<T>(f, in_t, gy_t);
   const std::optional<std::vector<Tensor<T>>> w3 = hand(in_t, gy_t);
@@ -147,7 +181,17 @@ std::string four_way(const std::vector<std::string>& names,
 
   const std::string T_name = ScalarTraits<T>::name;
   for (std::size_t t = 0; t < in_t.size(); ++t) {
-    const Tensor<f50> tol = reduction_tol<T>(bounds[t].weight, bounds[t].k);
+    Tensor<f50> tol = reduction_tol<T>(bounds[t].weight, bounds[t].k);
+    // the reference's own error: beta for the exact engine; for the scalar tape in f50 the
+    // way-4 term below (its rounding is far below tol)
+    Tensor<f50> beta(tol.shape());
+    if (exact) {
+      const f50 rel = ExactReference::beta_rel(bounds[t].k), abs_floor = f50(std::ldexp(1.0, -1000));
+      for (index_t i = 0; i < tol.numel(); ++i) {
+        beta[i] = rel * bounds[t].weight[i] + abs_floor;
+        tol[i] += beta[i];
+      }
+    }
     const Tensor<f50> g1 = w1[t].template cast<f50>();
     const Tensor<f50> g2 = w2[t].template cast<f50>();
     // The hand-written way may give fewer tensors (a loss layer gives no d/dtarget).
@@ -156,11 +200,10 @@ std::string four_way(const std::vector<std::string>& names,
     const std::vector<Column> cols{{"op tape", &g1}, {"scalar tape", &g2},
                                    {"hand-written", has3 ? &g3 : nullptr}};
     const std::string head = "d" + names[t] + " in " + T_name + ", ";
-    PROPS_RETURN_IF(judge(head + "op tape (1) vs 50-digit reference", g1, ref[t], tol, cols));
-    PROPS_RETURN_IF(judge(head + "scalar tape (2) vs 50-digit reference", g2, ref[t], tol, cols));
+    PROPS_RETURN_IF(judge(head + "op tape (1) vs " + ref_name, g1, ref[t], tol, cols));
+    PROPS_RETURN_IF(judge(head + "scalar tape (2) vs " + ref_name, g2, ref[t], tol, cols));
     if (has3)
-      PROPS_RETURN_IF(
-          judge(head + "hand-written (3) vs 50-digit reference", g3, ref[t], tol, cols));
+      PROPS_RETURN_IF(judge(head + "hand-written (3) vs " + ref_name, g3, ref[t], tol, cols));
     if (!fd) continue;
     // (4): finite differences against the reference, at the sampled elements
     const auto& idx = fd->index[t];
@@ -177,10 +220,10 @@ std::string four_way(const std::vector<std::string>& names,
       if (stats) ++stats->fd_checked;
       const index_t i = idx[j];
       const f50 err = abs(fd->r.grad[t][jj] - ref[t][i]);
-      const f50 tol4 = 2 * fd->r.error[t][jj] + g50 * bounds[t].weight[i];
+      const f50 tol4 = 2 * fd->r.error[t][jj] + (exact ? beta[i] : g50 * bounds[t].weight[i]);
       if (err <= tol4) continue;
       std::ostringstream os;
-      os << "d" << names[t] << ": finite differences (4) disagree with the 50-digit reference at "
+      os << "d" << names[t] << ": finite differences (4) disagree with the " << ref_name << " at "
          << index_str(in_t[t].shape(), i) << ": |fd - ref| = " << sci(dbl(err))
          << " > tolerance " << sci(dbl(tol4)) << "\n    reference " << std::setprecision(17)
          << dbl(ref[t][i]) << "\n    finite diff " << dbl(fd->r.grad[t][jj])

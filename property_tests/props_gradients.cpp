@@ -17,9 +17,12 @@
 #include "cases.hpp"
 #include "four_way.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
+#include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
+#include "tapegrad/kernels/linear_exact.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/kernels/loss_ref.hpp"
+#include "tapegrad/kernels/pool_exact.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
 #include "tapegrad/layers/layers.hpp"
 #include "tapegrad/ops/ops.hpp"
@@ -65,8 +68,17 @@ void conv2d_four_ways_agree() {
     if (g.has_bias) b.push_back({ref::conv2d_backward_bias(g, agy), g.n * g.p * g.q});
     return b;
   };
+  // The reference: conv2d's VJPs in the exact engine (dx = backward-data of gy and w, dw =
+  // backward-weights of x and gy, db = backward-bias of gy).
+  const ExactReference exact{[g](const Grads<double>& v, const Tensor<double>& gy) {
+    Grads<f50> r{exact::conv2d_backward_data<exact::Precise>(g, gy, v[1]),
+                 exact::conv2d_backward_weights<exact::Precise>(g, v[0], gy)};
+    if (g.has_bias) r.push_back(exact::conv2d_backward_bias<exact::Precise>(g, gy));
+    return r;
+  }};
   FourWayStats st;
-  PROPS_CHECK(four_way<T>(names, in, c.gy, f, op_tape, hand, bound, fd_per_tensor, c.values.seed, &st));
+  PROPS_CHECK(four_way<T>(names, in, c.gy, f, op_tape, hand, bound, fd_per_tensor, c.values.seed,
+                          &st, nullptr, &exact));
   RC_CLASSIFY(st.kinks > 0, "fd kinks");
 }
 
@@ -104,7 +116,14 @@ void linear_four_ways_agree() {
     if (g.has_bias) b.push_back({ref::linear_backward_bias(g, agy), g.n});
     return b;
   };
-  PROPS_CHECK(four_way<T>(names, in, c.gy, f, op_tape, hand, bound, fd_per_tensor, c.values.seed));
+  const ExactReference exact{[g](const Grads<double>& v, const Tensor<double>& gy) {
+    Grads<f50> r{exact::linear_backward_data<exact::Precise>(g, gy, v[1]),
+                 exact::linear_backward_weights<exact::Precise>(g, v[0], gy)};
+    if (g.has_bias) r.push_back(exact::linear_backward_bias<exact::Precise>(g, gy));
+    return r;
+  }};
+  PROPS_CHECK(four_way<T>(names, in, c.gy, f, op_tape, hand, bound, fd_per_tensor, c.values.seed,
+                          nullptr, nullptr, &exact));
 }
 
 RC_GTEST_PROP(LinearGradients, fourWaysAgreeInDouble, ()) { linear_four_ways_agree<double>(); }
@@ -188,8 +207,11 @@ void avg_pool_four_ways_agree() {
     return std::vector<Bound>{
         {ref::avg_pool2d_backward(g, abs50(gy)), g.prm.kernel[0] * g.prm.kernel[1] + 2}};
   };
+  const ExactReference exact{[g](const Grads<double>&, const Tensor<double>& gy) {
+    return Grads<f50>{exact::avg_pool2d_backward<exact::Precise>(g, gy)};
+  }};
   PROPS_CHECK(four_way<T>({"x"}, {c.x}, c.gy, f, op_tape, hand, bound, 2 * fd_per_tensor,
-                          c.values.seed));
+                          c.values.seed, nullptr, nullptr, &exact));
 }
 
 RC_GTEST_PROP(AvgPool2dGradients, fourWaysAgreeInDouble, ()) { avg_pool_four_ways_agree<double>(); }

@@ -77,7 +77,7 @@ def main():
             assert ops['conv2d']['gflops'] > 0 and 0 < ops['conv2d']['fraction_of_peak']
             # The table adds up: ops + parts + untracked = the step.
             total = sum(o['share'] for o in prof['ops']) + sum(q['share'] for q in prof['parts']) \
-                + prof['untracked_share']
+                + prof['shards_wait_share'] + prof['untracked_share']
             assert abs(total - 1) < 1e-9, total
             assert prof['untracked_share'] < 0.25, prof['untracked_share']
             trace = json.load(open(os.path.join(out, 'trace.json')))
@@ -85,7 +85,8 @@ def main():
             steps = [e for e in trace['traceEvents'] if e['name'] == 'step' and e['ph'] == 'X']
             assert len(steps) == 4, len(steps)              # --trace-steps 4
             convs = [e for e in trace['traceEvents'] if e['name'] == 'conv2d' and e['ph'] == 'X']
-            assert any('geometry' in e.get('args', {}) and 'x[32,1,28,28]' in e['args']['geometry']
+            # lenet5's 4 shards per batch: each conv2d sees 32 / 4 = 8 images
+            assert any('geometry' in e.get('args', {}) and 'x[8,1,28,28]' in e['args']['geometry']
                        for e in convs), convs[:2]
             assert any(e['ph'] == 'i' and e['name'] == 'epoch' for e in trace['traceEvents'])
             s = json.load(open(os.path.join(out, 'summary.json')))

@@ -1,6 +1,7 @@
 // The profiler (tape/profile.hpp), its summaries (tape/profile_summary.hpp) and the Chrome
 // trace writer (io/chrome_trace.hpp).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -70,6 +71,79 @@ TEST(ProfileSummary, AddsDirectChildrenAndReportsTheRestAsUntracked) {
   EXPECT_DOUBLE_EQ(s.ops[1].forward_s, 10e-9);
   ASSERT_EQ(s.parts.size(), 1u);
   EXPECT_EQ(s.parts[0].name, "batch");
+}
+
+TEST(ProfileSummary, ShardsSideBySideCountEachThreadsShareOfTheWallTime) {
+  // One step [0, 100) on thread 0 with its shards side by side in [10, 90): thread 0 ran a
+  // conv2d forward [10, 50) inside the region (depth 2), thread 1 a conv2d forward [12, 72)
+  // and a batch [72, 80) at its top level, with a relu nested in its conv2d [20, 30) (counted
+  // inside it). Two threads ran shards, so each span counts half: conv2d (40 + 60) / 2 = 50 ns
+  // in 2 calls with all of its flops, batch 4 ns. Then sgd [90, 100). The region's waiting is
+  // 80 - 54 = 26 ns, untracked the 10 ns before it. A thread-1 span of step 1 outside the
+  // region [200, 210) belongs to no step.
+  auto sp = [](const char* n, Phase p, int thread, int depth, std::int64_t t0, std::int64_t t1,
+               double f) { return Span{n, p, thread, depth, 1, t0, t1, f, {}}; };
+  const std::vector<Span> spans{
+      sp("step", Phase::step, 0, 0, 0, 100, 0),      sp("shards", Phase::shards, 0, 1, 10, 90, 0),
+      sp("conv2d", Phase::forward, 0, 2, 10, 50, 600), sp("sgd", Phase::update, 0, 1, 90, 100, 0),
+      sp("conv2d", Phase::forward, 1, 0, 12, 72, 900), sp("relu", Phase::forward, 1, 1, 20, 30, 0),
+      sp("batch", Phase::data, 1, 0, 72, 80, 0),     sp("relu", Phase::forward, 1, 0, 200, 210, 0)};
+  const profile::Summary s = profile::summarize(spans);
+  EXPECT_EQ(s.steps, 1);
+  EXPECT_DOUBLE_EQ(s.step_s, 100e-9);
+  ASSERT_EQ(s.ops.size(), 1u);
+  EXPECT_EQ(s.ops[0].name, "conv2d");
+  EXPECT_EQ(s.ops[0].calls, 2);
+  EXPECT_DOUBLE_EQ(s.ops[0].forward_s, 50e-9);
+  EXPECT_DOUBLE_EQ(s.ops[0].forward_flops, 1500);
+  ASSERT_EQ(s.parts.size(), 2u);
+  EXPECT_EQ(s.parts[0].name, "batch");  // in the step's order; the region itself is not a
+  EXPECT_DOUBLE_EQ(s.parts[0].seconds, 4e-9);  // part, its contents are
+  EXPECT_EQ(s.parts[1].name, "sgd");
+  EXPECT_DOUBLE_EQ(s.parts[1].seconds, 10e-9);
+  EXPECT_NEAR(s.shards_wait_s, 26e-9, 1e-18);  // 80 ns of region, 54 of spans' shares
+  EXPECT_NEAR(s.untracked_s, 10e-9, 1e-18);     // [0, 10): before the region
+}
+
+TEST(Profiler, ShardsSideBySideStillAddUpToTheStep) {
+  // The same lenet5 steps with 4 shards side by side on 2 threads: every op both ways, the
+  // flops of the whole batch (a step's work does not depend on how it is cut), and the table
+  // adds up to the step time.
+  const NetSpec spec = load_spec("lenet5");
+  const data::Dataset d = data::make_random({1, 28, 28}, 64, 10, {}, 1);
+  Rng rng(1);
+  train::TrainerOptions opt;
+  opt.batch = 32;
+  opt.steps = 3;
+  opt.shards = 4;
+  opt.parallel = train::Parallel::shards;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  train::Trainer<float> tr(spec, d, train::OptimConfig{"sgd", 0.01, 0.9}, opt,
+                           init_params<float>(spec, rng));
+  tr.step();
+  profile::start();
+  tr.step();
+  tr.step();
+  profile::stop();
+  omp_set_num_threads(saved);
+  const profile::Summary s = profile::summarize(profile::collect());
+  EXPECT_EQ(s.steps, 2);
+  std::set<std::string> ops;
+  for (const auto& op : s.ops) ops.insert(op.name);
+  EXPECT_EQ(ops, (std::set<std::string>{"conv2d", "relu", "max_pool2d", "flatten", "linear",
+                                         "cross_entropy"}));
+  double covered = s.untracked_s + s.shards_wait_s;
+  for (const auto& op : s.ops) covered += op.seconds();
+  for (const auto& p : s.parts) covered += p.seconds;
+  EXPECT_NEAR(covered, s.step_s, 1e-9 * s.step_s + 1e-12);
+  EXPECT_LT(s.untracked_s, 0.25 * s.step_s);  // waiting is shards_wait, not untracked
+  const double c1 = 2.0 * 32 * 6 * 28 * 28 * 25, c2 = 2.0 * 32 * 16 * 10 * 10 * 150;
+  for (const auto& op : s.ops)
+    if (op.name == "conv2d") {
+      EXPECT_DOUBLE_EQ(op.forward_flops, 2 * (c1 + c2));
+      EXPECT_DOUBLE_EQ(op.backward_flops, 2 * (c1 + 2 * c2));
+    }
 }
 
 TEST(Profiler, ATrainingStepCoversEveryOpBothWaysAndAddsUp) {

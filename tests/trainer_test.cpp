@@ -82,27 +82,70 @@ std::string error_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST(Trainer, SameBitsForOneTwoAndThreeThreads) {
+TEST(Trainer, SameBitsForAnyThreadsAndEitherWayOfUsingThem) {
   // Four steps (crossing an epoch, so the reshuffle is included) of lenet5 with momentum and
-  // weight decay, two shards per batch: every weight identical for 1, 2 and 3 threads.
+  // weight decay, two shards per batch: every weight identical for 1, 2, 3 and 4 threads, the
+  // threads inside each kernel or on the shards side by side (3 threads: 2 groups of 1, one
+  // thread idle; 4: 2 groups of 2, the kernels parallel inside each group).
   Fixture f;
   f.opt.shards = 2;
   std::vector<std::vector<float>> first;
   const int saved = omp_get_max_threads();
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
-    train::Trainer<float> t(f.spec, f.data, f.optim, f.opt, f.init());
-    for (int s = 0; s < 4; ++s) t.step();
-    const auto v = values_of(t.params());
-    if (first.empty()) {
-      first = v;
-      continue;
+  for (auto mode : {train::Parallel::kernels, train::Parallel::shards})
+    for (int threads : {1, 2, 3, 4}) {
+      omp_set_num_threads(threads);
+      f.opt.parallel = mode;
+      train::Trainer<float> t(f.spec, f.data, f.optim, f.opt, f.init());
+      for (int s = 0; s < 4; ++s) t.step();
+      const auto v = values_of(t.params());
+      if (first.empty()) {
+        first = v;
+        continue;
+      }
+      for (std::size_t p = 0; p < v.size(); ++p)
+        ASSERT_EQ(v[p], first[p]) << threads << " threads, " << train::parallel_name(mode)
+                                  << ", tensor " << p;
     }
-    for (std::size_t p = 0; p < v.size(); ++p) ASSERT_EQ(v[p], first[p]) << threads << " threads, tensor " << p;
-  }
   omp_set_num_threads(saved);
   // ... and training did move the weights.
   EXPECT_NE(first[0], f.init()[0].value.vec());
+}
+
+TEST(Trainer, ThreeShardsOnTwoThreadsGiveTheBitsOfOneThread) {
+  // An odd count: one group computes two shards, the other one (which, depends on timing).
+  Fixture f;
+  f.opt.shards = 3;
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> v[2];
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    train::Trainer<float> t(f.spec, f.data, f.optim, f.opt, f.init());
+    for (int s = 0; s < 3; ++s) t.step();
+    v[threads - 1] = values_of(t.params());
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(v[0], v[1]);
+}
+
+TEST(Trainer, ThreadGroupsFollowTheShardsAndTheThreads) {
+  // groups = min(threads, shards), threads / groups each; one group when the shards go one
+  // after another (kernels, a single shard, or a single thread under auto).
+  Fixture f;
+  auto groups = [&](train::Parallel mode, index_t shards, int threads) {
+    f.opt.shards = shards;
+    f.opt.parallel = mode;
+    train::Trainer<float> t(f.spec, f.data, f.optim, f.opt, f.init());
+    return t.thread_groups(threads);
+  };
+  using P = std::pair<int, int>;
+  EXPECT_EQ(groups(train::Parallel::automatic, 4, 2), P(2, 1));
+  EXPECT_EQ(groups(train::Parallel::automatic, 4, 16), P(4, 4));
+  EXPECT_EQ(groups(train::Parallel::automatic, 2, 3), P(2, 1));
+  EXPECT_EQ(groups(train::Parallel::automatic, 1, 2), P(1, 2));
+  EXPECT_EQ(groups(train::Parallel::automatic, 4, 1), P(1, 1));
+  EXPECT_EQ(groups(train::Parallel::kernels, 4, 2), P(1, 2));
+  EXPECT_EQ(groups(train::Parallel::shards, 1, 2), P(1, 2));
+  EXPECT_EQ(groups(train::Parallel::shards, 8, 3), P(3, 1));
 }
 
 TEST(Trainer, LossFallsOnALearnableSet) {

@@ -1,5 +1,5 @@
 // tapegrad scale --model lenet5 [--threads 1,2,4,...] [--batch B] [--steps N] [--dtype T]
-//                [--out DIR]
+//                [--shards S] [--parallel auto|kernels|shards] [--out DIR]
 //
 // The same training steps (same initial weights, same random data of the model's shape) at
 // each thread count: time per step, speedup and parallel efficiency, and every op's own
@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 
 struct ScaleArgs {
   std::string model = "lenet5", threads, batch = "64", steps = "20", dtype = "float", out;
-  std::string warmup = "2";
+  std::string warmup = "2", shards = "4", parallel = "auto";
 };
 
 struct Point {
@@ -45,7 +45,8 @@ struct Point {
 
 template <class T>
 std::vector<Point> sweep(const NetSpec& spec, const std::vector<int>& counts, index_t batch,
-                         index_t steps, index_t warmup, bool& identical) {
+                         index_t steps, index_t warmup, index_t shards, train::Parallel parallel,
+                         bool& identical) {
   const Shape out = spec.output_shape(1);
   const bool classes = spec.loss_name() == "cross_entropy";
   const std::vector<index_t> targets(out.dims().begin() + 1, out.dims().end());
@@ -56,6 +57,8 @@ std::vector<Point> sweep(const NetSpec& spec, const std::vector<int>& counts, in
   train::TrainerOptions opt;
   opt.batch = batch;
   opt.steps = steps + warmup;
+  opt.shards = shards;
+  opt.parallel = parallel;
   train::OptimConfig optim{"sgd", 0.01, 0.9};
   std::vector<Point> points;
   std::vector<std::vector<T>> first;
@@ -94,6 +97,10 @@ int run_scale(const ScaleArgs& a) {
   const index_t batch = parse_int(a.batch, "--batch", 1, 1 << 20);
   const index_t steps = parse_int(a.steps, "--steps", 1, 1000000);
   const index_t warmup = parse_int(a.warmup, "--warmup", 0, 1000000);
+  const index_t shards = parse_int(a.shards, "--shards", 1, 1 << 20);
+  const train::Parallel parallel = a.parallel == "kernels"  ? train::Parallel::kernels
+                                   : a.parallel == "shards" ? train::Parallel::shards
+                                                            : train::Parallel::automatic;
   if (a.dtype != "float" && a.dtype != "double") throw BadInput("--dtype: expected float or double");
   std::string text;
   if (auto preset = preset_spec_text(a.model)) {
@@ -110,17 +117,19 @@ int run_scale(const ScaleArgs& a) {
   const fs::path out = a.out.empty() ? fs::path("out") / ("scale-" + fs::path(a.model).stem().string()) : fs::path(a.out);
   bool identical = true;
   const std::vector<Point> pts = a.dtype == "float"
-                                     ? sweep<float>(spec, counts, batch, steps, warmup, identical)
-                                     : sweep<double>(spec, counts, batch, steps, warmup, identical);
+                                     ? sweep<float>(spec, counts, batch, steps, warmup, shards, parallel, identical)
+                                     : sweep<double>(spec, counts, batch, steps, warmup, shards, parallel, identical);
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw BadInput("--out " + quote(out.string()) + ": cannot create (" + ec.message() + ")");
 
   const double base = pts.front().ms_per_step();
-  std::printf("scale: %s, %s, batch %lld, %lld steps per thread count (after %lld warm-up), "
-              "random data\n\n",
+  std::printf("scale: %s, %s, batch %lld in %lld shard%s (threads: %s), %lld steps per thread "
+              "count (after %lld warm-up), random data\n\n",
               a.model.c_str(), a.dtype.c_str(), static_cast<long long>(batch),
-              static_cast<long long>(steps), static_cast<long long>(warmup));
+              static_cast<long long>(shards), shards == 1 ? "" : "s",
+              train::parallel_name(parallel), static_cast<long long>(steps),
+              static_cast<long long>(warmup));
   std::printf("%8s %10s %9s %11s\n", "threads", "ms/step", "speedup", "efficiency");
   std::string csv = "threads,ms_per_step,speedup,efficiency";
   for (const auto& op : pts.front().summary.ops) csv += "," + op.name + "_ms";
@@ -184,6 +193,9 @@ void register_scale(CLI::App& app, Action& run) {
   cmd->add_option("--steps", a->steps, "timed steps per thread count (default 20)");
   cmd->add_option("--warmup", a->warmup, "untimed steps first (default 2)");
   cmd->add_option("--dtype", a->dtype, "float | double (default float)");
+  cmd->add_option("--shards", a->shards, "shards per batch, as train's --shards (default 4)");
+  cmd->add_option("--parallel", a->parallel, "auto | kernels | shards, as train's --parallel (default auto)")
+      ->check(CLI::IsMember({"auto", "kernels", "shards"}));
   cmd->add_option("--out", a->out, "output directory (default out/scale-<model>)");
   cmd->callback([a, &run] { run = [a] { return run_scale(*a); }; });
 }

@@ -75,7 +75,7 @@ struct TrainArgs {
   std::string model, data, epochs, iterations, batch, optimizer, lr, momentum, weight_decay;
   std::string dtype, threads, seed, out, checkpoint_every, resume, init, shards, log_every;
   std::string eval_every, train_size, test_size, progress = "auto", trace_steps = "20";
-  std::string weight_init, lr_schedule, isa;
+  std::string weight_init, lr_schedule, isa, parallel = "auto";
   bool profile = false;
   std::map<std::string, CLI::Option*> opt;  // to tell given options from defaults
   bool given(const std::string& name) const { return opt.at(name)->count() > 0; }
@@ -114,10 +114,11 @@ void model_defaults(const NetSpec& spec, Plan& p) {
     r.data = "fashion-mnist";
     r.batch = 64;
     p.epochs = 3;
-    r.optim.lr = 0.05;  // with the cosine schedule: 89.2-89.6 % after 3 epochs (README)
+    r.optim.lr = 0.05;  // with the cosine schedule: 89.2-89.7 % after 3 epochs (README)
     r.optim.schedule = "cosine";
     r.optim.momentum = 0.9;
     r.dtype = "float";
+    r.shards = 4;  // side by side on 2 or 4 threads, or on up to 4 MPI ranks (README)
     p.log_every = 50;
   }
 }
@@ -407,6 +408,9 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   topt.batch = r.batch;
   topt.shards = r.shards;
   topt.seed = r.seed;
+  topt.parallel = run.args.parallel == "kernels"  ? train::Parallel::kernels
+                  : run.args.parallel == "shards" ? train::Parallel::shards
+                                                  : train::Parallel::automatic;
   train::Trainer<T> trainer(spec, train, r.optim, topt, std::move(init));
   train::MetricsLog metrics;
   double seconds0 = 0;
@@ -455,8 +459,10 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
     if (r.optim.momentum > 0) os << " momentum " << r.optim.momentum;
     if (r.optim.weight_decay > 0) os << " weight decay " << r.optim.weight_decay;
     os << ", " << total << " steps (" << epochs << " epoch" << (epochs == 1 ? "" : "s") << "), "
-       << omp_get_max_threads() << " thread" << (omp_get_max_threads() == 1 ? "" : "s")
-       << ", seed " << r.seed;
+       << omp_get_max_threads() << " thread" << (omp_get_max_threads() == 1 ? "" : "s");
+    if (const auto [groups, inner] = trainer.thread_groups(omp_get_max_threads()); groups > 1)
+      os << " (" << groups << " shards side by side" << (inner > 1 ? ", " + std::to_string(inner) + " threads each" : std::string()) << ")";
+    os << ", seed " << r.seed;
     if (run.job.mpi())
       os << ", " << run.job.size() << " MPI rank" << (run.job.size() == 1 ? "" : "s") << " sharing "
          << r.shards << " shard" << (r.shards == 1 ? "" : "s");
@@ -798,7 +804,10 @@ void register_train(CLI::App& app, Action& action) {
   add("--resume", a->resume, "continue from a checkpoint (bit for bit)");
   add("--init", a->init, "initial weights from an .npz (tapegrad or PyTorch names)");
   add("--weight-init", a->weight_init, "pytorch | he: how fresh weights are drawn (default pytorch)");
-  add("--shards", a->shards, "shards per batch, summed in a fixed order (default 1)");
+  add("--shards", a->shards, "shards per batch, summed in a fixed order (default 4; seed 1)");
+  add("--parallel", a->parallel, "auto | kernels | shards: the threads work inside each kernel, "
+      "or on shards side by side (same bits; default auto: shards when there are 2 or more)");
+  a->opt["--parallel"]->check(CLI::IsMember({"auto", "kernels", "shards"}));
   add("--log-every", a->log_every, "a metrics row every N steps (default 50; seed 1)");
   add("--eval-every", a->eval_every, "evaluate the test set every N steps (default: every epoch)");
   add("--train-size", a->train_size, "use the first N training samples only");

@@ -47,6 +47,10 @@ std::string profile_table(const profile::Summary& s, const ProfileContext& c) {
              static_cast<long long>(p.calls), p.seconds * 1e3 / n, "",
              s.step_s > 0 ? 100 * p.seconds / s.step_s : 0, "-", "-");
   }
+  if (s.shards_wait_s > 0)
+    t += row("%-16s %8s %12.3f %12s %7.1f%%   (threads of the shards side by side waiting for "
+             "each other)\n", "shards wait", "", s.shards_wait_s * 1e3 / n, "",
+             s.step_s > 0 ? 100 * s.shards_wait_s / s.step_s : 0);
   t += row("%-16s %8s %12.3f %12s %7.1f%%   (tape bookkeeping between spans)\n", "untracked", "",
            s.untracked_s * 1e3 / n, "", s.step_s > 0 ? 100 * s.untracked_s / s.step_s : 0);
   return t;
@@ -83,6 +87,8 @@ nlohmann::json profile_json(const profile::Summary& s, const ProfileContext& c) 
               {"peak_gflops", c.peak_gflops},
               {"ops", ops},
               {"parts", parts},
+              {"shards_wait_ms_per_step", s.shards_wait_s * 1e3 / n},
+              {"shards_wait_share", s.step_s > 0 ? s.shards_wait_s / s.step_s : 0},
               {"untracked_ms_per_step", s.untracked_s * 1e3 / n},
               {"untracked_share", s.step_s > 0 ? s.untracked_s / s.step_s : 0},
               {"evaluation_seconds", s.eval_s}};

@@ -20,6 +20,7 @@ const char* phase_name(Phase p) {
     case Phase::data: return "data";
     case Phase::combine: return "combine";
     case Phase::update: return "update";
+    case Phase::shards: return "shards";
     case Phase::eval: return "eval";
     case Phase::other: return "other";
   }

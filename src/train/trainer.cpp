@@ -1,7 +1,10 @@
 // The trainer: see include/tapegrad/train/trainer.hpp.
 #include "tapegrad/train/trainer.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <exception>
 #include <numeric>
 
 #include "tapegrad/random.hpp"
@@ -67,6 +70,61 @@ void Trainer<T>::resume_at(index_t steps) {
   make_order(epoch());
 }
 
+const char* parallel_name(Parallel p) {
+  switch (p) {
+    case Parallel::automatic: return "auto";
+    case Parallel::kernels: return "kernels";
+    case Parallel::shards: return "shards";
+  }
+  return "?";
+}
+
+template <class T>
+std::pair<int, int> Trainer<T>::thread_groups(int threads) const {
+  const auto [first, last] = combiner_->shard_range(opt_.shards);
+  const index_t local = last - first;
+  threads = std::max(threads, 1);
+  const bool side_by_side = opt_.parallel == Parallel::shards ||
+                            (opt_.parallel == Parallel::automatic && threads >= 2 && local >= 2);
+  if (!side_by_side || local < 2) return {1, threads};
+  const int groups = static_cast<int>(std::min<index_t>(threads, local));
+  return {groups, std::max(1, threads / groups)};
+}
+
+// One shard: its samples into the worker's batch tensors, forward on the worker's tape
+// (reading the parameter set through view leaves), backward, its gradient moved into
+// shards_.grads[s]. Touches only the worker and shard s's slots, so shards may run side by side.
+template <class T>
+void Trainer<T>::run_shard(Worker& w, index_t s, std::span<const index_t> batch, index_t count) {
+  const index_t n = static_cast<index_t>(batch.size()), shards = opt_.shards;
+  const index_t lo = n * s / shards, hi = n * (s + 1) / shards;
+  if (lo == hi) return;  // more shards than samples: this one is empty
+  {
+    profile::Scope sc("batch", profile::Phase::data);
+    data::fill_batch(train_, batch.subspan(static_cast<std::size_t>(lo),
+                                           static_cast<std::size_t>(hi - lo)),
+                     w.x, w.t);
+  }
+  w.tape.clear();
+  const auto ps = record_params(w.tape, params_);
+  const auto out = record_output(spec_, w.tape.view(w.x, false), ps);
+  const auto loss = record_loss(spec_, out, w.t, count);
+  const auto i = static_cast<std::size_t>(s);
+  shards_.loss[i] = static_cast<double>(loss.value()[0]);
+  shards_.correct[i] = visit_loss_kind(spec_.loss, [&](auto l) {
+    return decltype(l)::correct(out.value(), w.t);
+  });
+  w.tape.backward(loss);
+  auto& grads = shards_.grads[i];
+  grads.resize(params_.size());
+  for (std::size_t k = 0; k < ps.size(); ++k) w.tape.take_grad(ps[k], grads[k]);
+  w.tape.clear();  // the tape held views of w.x: drop them before w.x is refilled
+}
+
+// The shards side by side or one after another give the same bits: each shard's forward and
+// backward pass is the same computation on the same inputs either way (every kernel is bitwise
+// independent of its thread count), it writes only its own slots of shards_, and the
+// combination sums the slots in shard order afterwards, whoever filled them and when.
 template <class T>
 StepRecord Trainer<T>::step() {
   profile::set_step(steps_ + 1);
@@ -86,29 +144,32 @@ StepRecord Trainer<T>::step() {
   const std::span<const index_t> batch(order_.data() + begin, static_cast<std::size_t>(n));
   shards_.reset(shards);
   const auto [first, last] = combiner_->shard_range(shards);  // all of them in one process
-  for (index_t s = first; s < last; ++s) {
-    auto& grads = shards_.grads[static_cast<std::size_t>(s)];
-    const index_t lo = n * s / shards, hi = n * (s + 1) / shards;
-    if (lo == hi) continue;  // more shards than samples: this one is empty
+  const auto [groups, inner] = thread_groups(omp_get_max_threads());
+  while (workers_.size() < static_cast<std::size_t>(groups)) workers_.push_back(std::make_unique<Worker>());
+  if (groups == 1) {
+    for (index_t s = first; s < last; ++s) run_shard(*workers_[0], s, batch, count);
+  } else {
+    // A span on this thread covering the shards' wall time; the groups' own spans (batch,
+    // ops) are logged on their threads (profile_summary.hpp attributes them to the step).
+    profile::Scope sc("shards", profile::Phase::shards);
+    if (inner > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+    std::exception_ptr error;
+#pragma omp parallel num_threads(groups)
     {
-      profile::Scope s("batch", profile::Phase::data);
-      data::fill_batch(train_, batch.subspan(static_cast<std::size_t>(lo),
-                                             static_cast<std::size_t>(hi - lo)),
-                       x_, t_);
+      omp_set_num_threads(inner);  // this group's kernels (a per-thread setting)
+      Worker& w = *workers_[static_cast<std::size_t>(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 1)
+      for (index_t s = first; s < last; ++s) {
+        try {
+          run_shard(w, s, batch, count);
+        } catch (...) {
+#pragma omp critical(tapegrad_trainer_error)
+          if (!error) error = std::current_exception();
+        }
+      }
     }
-    tape_.clear();
-    const auto ps = record_params(tape_, params_);
-    const auto out = record_output(spec_, tape_.view(x_, false), ps);
-    const auto loss = record_loss(spec_, out, t_, count);
-    shards_.loss[static_cast<std::size_t>(s)] = static_cast<double>(loss.value()[0]);
-    shards_.correct[static_cast<std::size_t>(s)] = visit_loss_kind(spec_.loss, [&](auto l) {
-      return decltype(l)::correct(out.value(), t_);
-    });
-    tape_.backward(loss);
-    grads.resize(params_.size());
-    for (std::size_t i = 0; i < ps.size(); ++i) tape_.take_grad(ps[i], grads[i]);
+    if (error) std::rethrow_exception(error);
   }
-  tape_.clear();  // the tape held views of x_: drop them before x_ is refilled
   combiner_->combine(shards_, params_);  // every shard's loss and gradient, summed in shard order
   for (index_t s = 0; s < shards; ++s) {
     rec.loss += shards_.loss[static_cast<std::size_t>(s)];

@@ -31,6 +31,8 @@ enum class Phase : std::uint8_t {
   data,      // filling a batch
   combine,   // summing shard gradients
   update,    // the optimizer
+  shards,    // a step's shards side by side (train::Parallel::shards): the shards' own spans
+             // (batch, ops) lie on the threads that ran them, inside this span's time
   eval,      // evaluating a data set
   other,
 };

@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/data/dataset.hpp"
@@ -36,12 +37,22 @@
 
 namespace tapegrad::train {
 
+// How a step uses its threads (the bits are the same either way: see Trainer::step).
+//   kernels  the shards one after another, each kernel parallel over the threads
+//   shards   the shards side by side, a group of threads per shard (G = min(threads, shards)
+//            groups of threads / G), the kernels inside a group parallel over its threads
+//   automatic  shards when this process computes two shards or more and has two threads or
+//            more, kernels otherwise
+enum class Parallel { automatic, kernels, shards };
+const char* parallel_name(Parallel p);  // "auto" / "kernels" / "shards"
+
 struct TrainerOptions {
   index_t batch = 64;   // global batch; 0 or >= the set's size: the whole set (full batch)
   index_t steps = 1;    // optimizer steps in all
   index_t shards = 1;   // shards per batch (see the top of this file)
   index_t eval_batch = 1000;
   std::uint64_t seed = 1;
+  Parallel parallel = Parallel::automatic;
 
   void validate() const;
 };
@@ -107,8 +118,19 @@ class Trainer {
   // the epoch's data order. The caller restores parameters and optimizer state.
   void resume_at(index_t steps);
 
+  // The thread groups a step with `threads` threads would run its shards in: {groups,
+  // threads per group}; {1, threads} when the shards go one after another.
+  std::pair<int, int> thread_groups(int threads) const;
+
  private:
+  // What one shard's forward and backward pass needs of its own (one per thread group).
+  struct Worker {
+    Tape<T> tape;
+    Tensor<T> x;
+    Targets<T> t;
+  };
   void make_order(index_t epoch);
+  void run_shard(Worker& w, index_t s, std::span<const index_t> batch, index_t count);
 
   const NetSpec& spec_;
   const data::Dataset& train_;
@@ -120,9 +142,7 @@ class Trainer {
   std::vector<index_t> order_;
   std::string order_rng_state_;
   // reused per step
-  Tape<T> tape_;
-  Tensor<T> x_;
-  Targets<T> t_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // a Tape does not move: held by pointer
   dist::ShardResults<T> shards_;
   std::shared_ptr<dist::Combiner<T>> combiner_ = std::make_shared<dist::Combiner<T>>();
 };
