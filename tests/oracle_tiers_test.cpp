@@ -217,6 +217,29 @@ TEST(ProbabilisticTier, IsTheSoundBoundWhereTheOpIsNotASumOfRoundings) {
       << printed(r);
 }
 
+// The model's limit, shown: on structured data rounding errors are not random. K = 65536 equal
+// terms 0.1f summed one by one in float round the same way at every step: the float sum is
+// 6557.6465 against 6553.6001 (0.06 % off; NumPy's float32 cumsum gives the same). Sound:
+// gamma(K) S = 0.0039 * 6553.6 = 25.7, the error 4.05 is at 0.16 of it. Probabilistic: lambda =
+// sqrt(2 ln(2^17 / 1e-9)) = 8.06, gamma~ S = 8.06 * 256 * 2^-24 * 6553.6 = 0.81: the CORRECT
+// kernel fails it, 5x over. (Why the generated checks draw random inputs, and why verify's
+// report keeps the sound verdict beside the probabilistic one.)
+TEST(ProbabilisticTier, CanFailACorrectSumOnStructuredData) {
+  constexpr index_t k = 65536;
+  const Tensor<double> dy(Shape{k, 1}, std::vector<double>(k, double(0.1f)));
+  const LinearGeom g = make_linear_geom(Shape{k, 1}, Shape{1, 1}, nullptr);
+  float acc = 0;
+  for (index_t n = 0; n < k; ++n) acc += 0.1f;
+  EXPECT_EQ(acc, 6557.6465f);
+  const Tensor<float> db(Shape{1}, std::vector<float>{acc});
+  const OracleReport r = oracle::judge_bound(oracle::linear_backward_bias_bound(g, dy), db,
+                                             "linear_backward_bias", "0.1f x 65536", "db");
+  EXPECT_EQ(r.sound_failing, 0) << printed(r);
+  EXPECT_EQ(r.probabilistic_failing, 1) << printed(r);
+  EXPECT_GT(r.max_ratio, 4.0);
+  EXPECT_LT(r.max_ratio, 6.0);
+}
+
 // Exact-input mode: K = 0, equality in both tiers.
 TEST(ProbabilisticTier, ExactInputModeStaysEquality) {
   OracleOptions opt;
