@@ -88,14 +88,16 @@ void linear_passes() {
       }
       for (index_t a = 0; a < n; ++a)
         for (index_t o = 0; o < out; ++o)
-          y[a * out + o] = (b ? b[o] : T(0)) +
-                           naive_sum<T>(in, order, [&](index_t i) { return x[a * in + i] * w[o * in + i]; });
+          y[a * out + o] = (b ? b[o] : T(0)) + naive_sum<T>(in, order, [&](index_t i) {
+                             return x[a * in + i] * w[o * in + i];
+                           });
     }, opt);
   } else if (dir == 1) {
     r = oracle::check_linear_backward_data<T>(prob, [&](const T* dy, const T* w, T* dx) {
       const Tensor<T> ds(g.y_shape(), std::vector<T>(dy, dy + n * out));
       const Tensor<T> ws(g.w_shape(), std::vector<T>(w, w + out * in));
-      const Tensor<T> f = order == Order::fast ? fast::linear_backward_data(g, ds, ws) : Tensor<T>();
+      const Tensor<T> f =
+          order == Order::fast ? fast::linear_backward_data(g, ds, ws) : Tensor<T>();
       for (index_t a = 0; a < n; ++a)
         for (index_t i = 0; i < in; ++i)
           store(dx, a * in + i,

@@ -122,7 +122,9 @@ TEST(HalfFromFiftyDigits, JustPastEveryMidpointRoundsAwayNotToEven) {
 // and the distance between the extreme finite values is the count of patterns between them.
 TEST(Float16, UlpDistanceCountsFormatValues) {
   using gradcheck::UlpPrecision;
-  const auto d = [](double a, double b, UlpPrecision p) { return gradcheck::ulp_distance(a, b, p); };
+  const auto d = [](double a, double b, UlpPrecision p) {
+    return gradcheck::ulp_distance(a, b, p);
+  };
   EXPECT_EQ(d(1.0, 1.0 + std::ldexp(1.0, -10), UlpPrecision::float16), 1u);
   EXPECT_EQ(d(1.0, 1.0 + std::ldexp(1.0, -7), UlpPrecision::bfloat16), 1u);
   EXPECT_EQ(d(1.0, 1.0 + std::ldexp(1.0, -7), UlpPrecision::float16), 8u);

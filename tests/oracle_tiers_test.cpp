@@ -172,7 +172,8 @@ TEST(ProbabilisticTier, Bf16AccumulatorPassesTheSoundTierButIsCaughtByTheProbabi
   std::printf("bf16 accumulator, K = %lld: worst relative error %.3g, %.3g x the probabilistic "
               "bound, %.3g x the sound bound\n",
               static_cast<long long>(bf16_k), r.max_rel_error, r.max_ratio,
-              r.max_ratio * gradcheck::gamma_tilde(k, r.lambda_max, u32) / gradcheck::gamma(k, u32));
+              r.max_ratio * gradcheck::gamma_tilde(k, r.lambda_max, u32) /
+                  gradcheck::gamma(k, u32));
   EXPECT_FALSE(r.passed());
   EXPECT_EQ(r.tier, Tier::probabilistic);
   EXPECT_EQ(r.sound_failing, 0) << text;        // inside gamma(K) S at every element

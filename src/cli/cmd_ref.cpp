@@ -1,6 +1,6 @@
-// tapegrad ref OP: the oracle. Reads .npy inputs (float32/float64; int64 targets), converts them
-// exactly to f50, validates with the geometry makers and check_* functions, runs the reference
-// kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
+// tapegrad ref OP: the oracle. Reads .npy inputs (float64, float32, float16, bfloat16; int64
+// targets), converts them exactly to f50, validates with the geometry makers and check_*
+// functions, runs the reference kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
 // dw.npy, db.npy), each rounded ONCE from f50 to the output dtype.
 // Engines (--engine): `exact` (the default) computes conv2d, linear and avg_pool2d -- the ops
 // whose every output is a sum -- in the exact engine (kernels/exact.hpp): the same bits as the

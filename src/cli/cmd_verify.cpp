@@ -2,9 +2,10 @@
 //                                           --dw MINE_DW.npy --db MINE_DB.npy]
 // Judges someone's results of one op against the exact ones, with the derived per-element
 // bound of oracle/bounds.hpp (|mine - exact| <= gamma_T(K) * S, T the precision of each MINE
-// file: float32 or float64; the verdict by --tier: the probabilistic tier, gamma~_T(K, lambda)
-// in place of gamma_T(K) where the op's bound is a sum, by default, or the sound one; both are
-// reported): computes the reference of every output given, judges each, prints
+// file: float64, float32, float16 or bfloat16, u that of --accumulate when given, plus one
+// rounding to the file's precision; the verdict by --tier: the probabilistic tier,
+// gamma~_T(K, lambda) in place of gamma_T(K) where the op's bound is a sum, by default, or the
+// sound one; both are reported): computes the reference of every output given, judges each, prints
 // each report, and exits 0 when all pass, 1 when one fails, 2 for bad input (nothing is
 // written). The VJPs of sigmoid, tanh, softmax and log_softmax are judged as the reference's
 // backward defines them, at the forward output y: YOUR y (--y), so that dx is judged on its
@@ -296,7 +297,9 @@ void register_verify(CLI::App& app, Action& run) {
   auto& o = args->opts;
   o["--dy"] = sub->add_option("--dy", args->dy,
                               "Upstream gradient (.npy, y's shape; 0-d for losses)");
-  o["--y"] = sub->add_option("--y", args->y, "YOUR output y (.npy, float32/float64)")->required();
+  o["--y"] = sub->add_option("--y", args->y,
+                             "YOUR output y (.npy: float64, float32, float16, bfloat16)")
+                 ->required();
   o["--dx"] = sub->add_option("--dx", args->dx, "YOUR dx (.npy): the VJP of dy in x");
   o["--dw"] = sub->add_option("--dw", args->dw, "YOUR dw (.npy), conv2d / linear");
   o["--db"] = sub->add_option("--db", args->db, "YOUR db (.npy), conv2d / linear with --b");

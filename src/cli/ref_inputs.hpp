@@ -278,7 +278,8 @@ inline void validate_ref_args(const RefArgs& a) {
 inline void add_input_options(CLI::App* sub, RefArgs& a) {
   sub->add_option("op", a.op, "Op: " + op_list())->required();
   auto& o = a.opts;
-  o["--x"] = sub->add_option("--x", a.x, "Input x (.npy, float32/float64)")->required();
+  o["--x"] = sub->add_option("--x", a.x, "Input x (.npy: float64, float32, float16, bfloat16)")
+                 ->required();
   o["--w"] = sub->add_option("--w", a.w, "Weights (.npy) for conv2d / linear");
   o["--b"] = sub->add_option("--b", a.b, "Bias (.npy) for conv2d / linear (optional)");
   o["--target"] = sub->add_option("--target", a.target,

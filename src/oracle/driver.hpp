@@ -185,7 +185,8 @@ struct TierAllowed {
 };
 // u_store > 0: the result was computed with unit roundoff u (the declared accumulation) and
 // then rounded once to a storage format of unit roundoff u_store: with |y^ - y| <= g S,
-//   |fl(y^) - y| <= g S + u_store |y^| <= g S + u_store (|y| + g S) = (1 + u_store) g S + u_store |y|
+//   |fl(y^) - y| <= g S + u_store |y^| <= g S + u_store (|y| + g S)
+//                 = (1 + u_store) g S + u_store |y|
 // (the rounding to storage is one rounding of the result, a sure bound in either tier).
 inline double with_store(double gs, double u_store, double y_up) {
   if (u_store == 0) return gs;
