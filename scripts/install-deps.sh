@@ -2,7 +2,7 @@
 # Installs every Debian package tapegrad's build, tests, benches and demos need.
 # Idempotent and non-interactive; as a normal user it uses sudo for apt-get.
 #   ./scripts/install-deps.sh           what CI needs: build, tests, benches, demos
-#   ./scripts/install-deps.sh --bench   also the peers of bench/conv2d_peers.py: oneDNN and
+#   ./scripts/install-deps.sh --bench   also the peers of bench/conv2d_peers.py:
 #                                       PyTorch (large; not needed to build or test tapegrad)
 set -euo pipefail
 bench=0
@@ -32,12 +32,12 @@ packages=(
   clang                   # the fuzz and tsan presets (libFuzzer, ThreadSanitizer)
   libclang-rt-14-dev      # clang's sanitizer runtimes and libFuzzer
   libomp-14-dev           # LLVM's OpenMP runtime with Archer, for ThreadSanitizer
+  libdnnl-dev             # oneDNN 2.6: the onednn_consumer test, the conv2d_onednn peer bench
+  ocl-icd-opencl-dev      # Debian's dnnl-config.cmake requires OpenCL (oneDNN's GPU runtime)
+  opencl-headers
 )
 if [ "$bench" -eq 1 ]; then
   packages+=(
-    libdnnl-dev           # oneDNN 2.6, the conv2d_onednn peer bench
-    ocl-icd-opencl-dev    # Debian's dnnl-config.cmake requires OpenCL (oneDNN's GPU runtime)
-    opencl-headers
     python3-torch         # PyTorch 1.13 on Debian's python3
   )
 fi

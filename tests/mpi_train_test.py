@@ -210,6 +210,29 @@ def main():
                 assert r.returncode == 0, (how, r.stderr)
                 assert_same_bits(full, out, 'resumed ' + how)
 
+        @test
+        def scale_sweeps_ranks_and_threads_with_the_same_bits():
+            out = p('scale')
+            r = run('scale', '--ranks', '1,2', '--threads', '1,2', '--steps', '3', '--reps', '1',
+                    '--batch', '16', '--shards', '2', '--mpiexec', MPIEXEC, '--out', out, env=ENV)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert 'identical for every ranks x threads: yes' in r.stdout, r.stdout
+            rows = list(csv.DictReader(open(os.path.join(out, 'scale_ranks.csv'))))
+            assert [(x['ranks'], x['threads_per_rank']) for x in rows] == \
+                [('1', '1'), ('1', '2'), ('2', '1'), ('2', '2')], rows
+            for x in rows:
+                step = float(x['step_ms'])
+                parts = sum(float(x[k]) for k in ('compute_ms', 'wait_ms', 'communication_ms', 'sum_ms'))
+                assert step > 0 and abs(parts - step) <= 1e-6 * step + 1e-6, x  # the split adds up
+                assert float(x['communication_ms']) > 0, x  # the exchange was timed
+                assert int(x['one_process_threads']) == int(x['ranks']) * int(x['threads_per_rank'])
+            # more ranks than shards: refused before anything runs
+            r = run('scale', '--ranks', '4', '--shards', '2', '--mpiexec', MPIEXEC, '--out', out, env=ENV)
+            assert r.returncode == 2 and r.stderr.count('\n') == 1 and '--shards 2' in r.stderr, r.stderr
+            r = run('scale', '--ranks', '1', '--mpiexec', '/nonexistent/mpirun', '--steps', '1',
+                    '--reps', '1', '--out', out, env=ENV)
+            assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'cannot start' in r.stderr, r.stderr
+
     return h.finish()
 
 

@@ -151,8 +151,11 @@ def main():
             conf = list(csv.reader(open(os.path.join(out, 'confusion.csv'))))
             assert len(conf) == 11 and conf[1][0] == 'T-shirt/top'
             assert sum(int(v) for row in conf[1:] for v in row[1:]) == 200
+            # 2 threads, lenet5's 4 shards: side by side, 2 groups of 1 thread
+            assert '2 threads (2 shards side by side)' in r.stdout, r.stdout
             s = json.load(open(os.path.join(out, 'summary.json')))
             assert s['configuration']['batch'] == 64 and s['configuration']['steps_per_epoch'] == 10
+            assert s['configuration']['shards'] == 4, s['configuration']
             assert len(s['seconds']['per_epoch']) == 2
 
         @test
@@ -172,6 +175,7 @@ def main():
                 (['--iterations', '3'], '--model is required'),
                 (['--model', 'seed', '--init', p('missing.npz')], 'missing.npz'),
                 (['--model', 'seed', '--seed', '-1'], '--seed'),
+                (['--model', 'seed', '--parallel', 'ranks'], '--parallel'),
             ]:
                 expect_bad_input(run('train', *args, '--out', out), fragment, out)
 

@@ -25,6 +25,8 @@
 //                   _tanh_*, _softmax_*, _log_softmax_*, _mse_loss_*, _cross_entropy_*
 //                                                 the same for every other op
 //                   oracle::*_bound, judge_bound  each op's exact result and derived bound
+//                   oracle::search_<op>           your kernel as a property-test suite:
+//                                                 random cases, shrinking, replay, batch files
 //   io              io::read_npy / write_npy      NumPy .npy files
 #pragma once
 
@@ -75,3 +77,5 @@
 #include "tapegrad/oracle/loss.hpp"
 #include "tapegrad/oracle/pool.hpp"
 #include "tapegrad/oracle/raw.hpp"
+#include "tapegrad/oracle/search.hpp"
+#include "tapegrad/oracle/descriptor.hpp"

@@ -1,5 +1,7 @@
 // tapegrad scale --model lenet5 [--threads 1,2,4,...] [--batch B] [--steps N] [--dtype T]
 //                [--shards S] [--parallel auto|kernels|shards] [--out DIR]
+// tapegrad scale --ranks 1,2,4 [--threads 1,2] [--reps R] [--mpiexec M] ...: the ranks x
+//                threads sweep of data-parallel training (scale_ranks.hpp)
 //
 // The same training steps (same initial weights, same random data of the model's shape) at
 // each thread count: time per step, speedup and parallel efficiency, and every op's own
@@ -17,6 +19,7 @@
 
 #include "common.hpp"
 #include "plot.hpp"
+#include "scale_ranks.hpp"
 #include "tapegrad/data/dataset.hpp"
 #include "tapegrad/io/atomic_file.hpp"
 #include "tapegrad/io/input_file.hpp"
@@ -35,7 +38,18 @@ namespace fs = std::filesystem;
 struct ScaleArgs {
   std::string model = "lenet5", threads, batch = "64", steps = "20", dtype = "float", out;
   std::string warmup = "2", shards = "4", parallel = "auto";
+  std::string ranks, reps = "3", mpiexec = "mpirun", data = "fashion-mnist";
 };
+
+std::vector<int> int_list(const std::string& text, const char* option) {
+  std::vector<int> v;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    v.push_back(static_cast<int>(parse_int(item, option, 1, 4096)));
+  if (!text.empty() && text.back() == ',') throw BadInput(std::string(option) + ": trailing comma in " + quote(text));
+  if (v.empty()) throw BadInput(std::string(option) + ": expected a list like 1,2,4");
+  return v;
+}
 
 struct Point {
   int threads = 1;
@@ -82,18 +96,28 @@ std::vector<Point> sweep(const NetSpec& spec, const std::vector<int>& counts, in
 }
 
 int run_scale(const ScaleArgs& a) {
+  if (!a.ranks.empty()) {  // the ranks x threads sweep, over child processes (scale_ranks.hpp)
+    RankSweep s;
+    s.ranks = int_list(a.ranks, "--ranks");
+    s.threads = a.threads.empty() ? std::vector<int>{1} : int_list(a.threads, "--threads");
+    s.model = a.model;
+    s.data = a.data;
+    s.batch = parse_int(a.batch, "--batch", 1, 1 << 20);
+    s.steps = parse_int(a.steps, "--steps", 1, 1000000);
+    s.shards = parse_int(a.shards, "--shards", 1, 1 << 20);
+    s.reps = parse_int(a.reps, "--reps", 1, 1000);
+    s.mpiexec = a.mpiexec;
+    s.out = a.out;
+    return run_rank_sweep(s);
+  }
   std::vector<int> counts;
   if (a.threads.empty()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (int t = 1; t < hw; t *= 2) counts.push_back(t);
     counts.push_back(hw);
   } else {
-    std::stringstream ss(a.threads);
-    for (std::string item; std::getline(ss, item, ',');)
-      counts.push_back(static_cast<int>(parse_int(item, "--threads", 1, 4096)));
-    if (a.threads.back() == ',') throw BadInput("--threads: trailing comma in " + quote(a.threads));
+    counts = int_list(a.threads, "--threads");
   }
-  if (counts.empty()) throw BadInput("--threads: expected a list like 1,2,4");
   const index_t batch = parse_int(a.batch, "--batch", 1, 1 << 20);
   const index_t steps = parse_int(a.steps, "--steps", 1, 1000000);
   const index_t warmup = parse_int(a.warmup, "--warmup", 0, 1000000);
@@ -196,7 +220,12 @@ void register_scale(CLI::App& app, Action& run) {
   cmd->add_option("--shards", a->shards, "shards per batch, as train's --shards (default 4)");
   cmd->add_option("--parallel", a->parallel, "auto | kernels | shards, as train's --parallel (default auto)")
       ->check(CLI::IsMember({"auto", "kernels", "shards"}));
-  cmd->add_option("--out", a->out, "output directory (default out/scale-<model>)");
+  cmd->add_option("--out", a->out, "output directory (default out/scale-<model>, with --ranks out/scale-ranks-<model>)");
+  cmd->add_option("--ranks", a->ranks, "MPI rank counts, e.g. 1,2,4: the ranks x threads sweep, each run "
+                  "under mpirun (built with TAPEGRAD_MPI; --threads then per rank, default 1)");
+  cmd->add_option("--reps", a->reps, "with --ranks: interleaved repetitions, medians shown (default 3)");
+  cmd->add_option("--mpiexec", a->mpiexec, "with --ranks: the MPI launcher (default mpirun)");
+  cmd->add_option("--data", a->data, "with --ranks: train's --data (default fashion-mnist)");
   cmd->callback([a, &run] { run = [a] { return run_scale(*a); }; });
 }
 

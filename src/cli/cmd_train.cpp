@@ -32,6 +32,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -468,6 +469,20 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
          << r.shards << " shard" << (r.shards == 1 ? "" : "s");
     if (run.ck) os << ", resumed at step " << trainer.steps_done();
     progress.line(os.str());
+  }
+  if (writer && run.job.mpi() && !std::getenv("OMP_WAIT_POLICY")) {
+    // Ranks sharing a machine cannot see each other's threads: libgomp's spinning wait, fine
+    // within one process (it throttles itself when oversubscribed), then takes the cores the
+    // working ranks need (measured: 4 ranks x 2 threads on 2 cores, 232 ms per lenet5 step
+    // spinning, 3.7 ms passive; README).
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const long ranks_here = local ? std::strtol(local, nullptr, 10) : 0;
+    const long cores = static_cast<long>(std::thread::hardware_concurrency());
+    if (ranks_here > 0 && cores > 0 && ranks_here * omp_get_max_threads() > cores)
+      progress.line("train: note: " + std::to_string(ranks_here) + " ranks x " +
+                    std::to_string(omp_get_max_threads()) + " threads on " + std::to_string(cores) +
+                    " cores here, with OpenMP threads that spin while they wait: set "
+                    "OMP_WAIT_POLICY=passive (mpirun -x OMP_WAIT_POLICY=passive ...) or fewer threads");
   }
 
   using clock = std::chrono::steady_clock;

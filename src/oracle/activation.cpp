@@ -24,7 +24,7 @@ template <class T>
 OracleReport check_activation_forward(const ActivationKind& kind, const ActivationProblem& prob,
                                       const UnaryFn<T>& f, const OracleOptions& opt) {
   if (kind.over_dim1) check_softmax(prob.x, kind.forward_op);
-  const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
+  const Tensor<T> x = input_values<T>(prob.x, opt, 0);
   Labels l{kind.forward_op, std::string("x") + prob.x.str(), "y", kind.over_dim1 ? "dim 1" : "",
            Layout::nchw, false};
   Case<T> c = case_of<T>(kind.forward(x.template cast<double>()), l, Engine::f50);
@@ -39,8 +39,8 @@ OracleReport check_activation_backward(const ActivationKind& kind,
                                        const ActivationProblem& prob,
                                        const UnaryBackwardFn<T>& f, const OracleOptions& opt) {
   if (kind.over_dim1) check_softmax(prob.x, kind.backward_op);
-  const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
-  const Tensor<T> dy = random_tensor<T>(prob.x, opt.seed, 3);
+  const Tensor<T> x = input_values<T>(prob.x, opt, 0);
+  const Tensor<T> dy = input_values<T>(prob.x, opt, 3);
   // The forward output, rounded once to T from 50 digits: what a backward kernel is handed.
   const Tensor<T> y = kind.backward_takes_y
                           ? map(kind.forward(x.template cast<double>()).exact, io::round_to<T>)

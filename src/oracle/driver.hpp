@@ -23,6 +23,7 @@
 
 #include "tapegrad/gradcheck/tolerance.hpp"
 #include "tapegrad/io/npy.hpp"
+#include "pattern.hpp"
 #include "tapegrad/oracle/bounds.hpp"
 #include "tapegrad/oracle/raw.hpp"
 #include "tapegrad/scalar.hpp"
@@ -35,6 +36,12 @@ namespace tapegrad::oracle::driver {
 template <class T>
 Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, std::uint64_t stream) {
   return Tensor<T>(shape, oracle_values<T>(shape.numel(), seed, stream));
+}
+
+// A generated input tensor: OracleOptions::values' kind (never for the prefill, stream 4).
+template <class T>
+Tensor<T> input_values(const Shape& shape, const OracleOptions& opt, std::uint64_t stream) {
+  return Tensor<T>(shape, oracle_values<T>(shape.numel(), opt.seed, stream, opt.values));
 }
 
 inline Tensor<f50> abs_of(const Tensor<f50>& t) {
@@ -129,6 +136,7 @@ struct Case {
   std::vector<index_t> k;      // K_i: the rounding count of the bound
   std::string model;           // what K and S are, for the report ("" for sums of products)
   bool probabilistic = false;  // Bound::probabilistic: the probabilistic tier applies
+  PatternSpec pattern;         // how the report names where the failures are (pattern.hpp)
 };
 
 // K the same for every element.
@@ -172,6 +180,7 @@ Case<T> case_of(Bound b, const Labels& l, Engine engine) {
     c.s = std::move(b.s);
   }
   c.k = std::move(b.k);
+  c.pattern.axes = axes_of(l.letters, c.exact.rank());
   return c;
 }
 
@@ -239,6 +248,16 @@ T round_to_storage(const f50& v, gradcheck::UlpPrecision storage) {
     if (storage == gradcheck::UlpPrecision::bfloat16) return io::round_to_bfloat16(v);
   }
   return io::round_to<T>(v);
+}
+
+// The pattern spec of an op whose output is 4-d, given in the LOGICAL order (NCHW / KCRS: axis
+// names, channel groups, features), moved to the user's layout.
+template <class T>
+void set_pattern(Case<T>& c, const PatternSpec& logical, const Shape& logical_shape,
+                 Layout layout) {
+  c.pattern = layout == Layout::nhwc && logical_shape.rank() == 4
+                  ? to_channels_last(logical, logical_shape)
+                  : logical;
 }
 
 // Per-element judgment of `actual` against the exact `expected` (both in the user's layout):
@@ -376,6 +395,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
     const auto fail = judge<T>(r, out, exact, abs_sum, k, 0, opt, c.probabilistic);
     for (index_t i = 0; i < out.numel(); ++i)
       if (fail[static_cast<std::size_t>(i)] && std::isnan(out[i])) r.unwritten.push_back(i);
+    r.pattern = failure_pattern(shape, fail, c.pattern);
     return r;
   }
 
@@ -400,6 +420,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
       else if (same_bits(out_p[i], prefill[i]))
         r.unwritten.push_back(i);
     }
+    r.pattern = failure_pattern(shape, fail, c.pattern);
   } else {
     Tensor<T> out = prefill;
     call(out.data());
@@ -411,6 +432,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
       else if (same_bits(out[i], prefill[i]))
         r.unwritten.push_back(i);
     }
+    r.pattern = failure_pattern(shape, fail, c.pattern);
   }
   return r;
 }
@@ -420,7 +442,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
 template <class T>
 Tensor<T> input_tensor(const Shape& s, const OracleOptions& opt, std::uint64_t stream,
                        index_t k) {
-  if (!opt.exact_inputs) return random_tensor<T>(s, opt.seed, stream);
+  if (!opt.exact_inputs) return input_values<T>(s, opt, stream);
   return Tensor<T>(s, exact_input_values<T>(s.numel(), opt.seed, stream,
                                             exact_input_bits<T>(k)));
 }

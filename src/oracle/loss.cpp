@@ -43,8 +43,8 @@ OracleReport check_mse_loss_forward(const MseLossProblem& prob,
                                     const std::type_identity_t<MseLossForwardFn<T>>& f,
                                     const OracleOptions& opt) {
   check_mse_loss(prob.x, prob.x, "check_mse_loss_forward");
-  const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
-  const Tensor<T> t = random_tensor<T>(prob.x, opt.seed, 2);
+  const Tensor<T> x = input_values<T>(prob.x, opt, 0);
+  const Tensor<T> t = input_values<T>(prob.x, opt, 2);
   Labels l{"mse_loss_forward", std::string("x") + prob.x.str(), "loss", "", Layout::nchw, false};
   Case<T> c = case_of<T>(mse_loss_forward_bound(x.template cast<double>(),
                                                 t.template cast<double>()),
@@ -61,9 +61,9 @@ OracleReport check_mse_loss_backward(const MseLossProblem& prob,
                                      const std::type_identity_t<MseLossBackwardFn<T>>& f,
                                      const OracleOptions& opt) {
   check_mse_loss(prob.x, prob.x, "check_mse_loss_backward");
-  const Tensor<T> x = random_tensor<T>(prob.x, opt.seed, 0);
-  const Tensor<T> t = random_tensor<T>(prob.x, opt.seed, 2);
-  const Tensor<T> dloss = random_tensor<T>(Shape{}, opt.seed, 3);
+  const Tensor<T> x = input_values<T>(prob.x, opt, 0);
+  const Tensor<T> t = input_values<T>(prob.x, opt, 2);
+  const Tensor<T> dloss = input_values<T>(Shape{}, opt, 3);
   Labels l{"mse_loss_backward", std::string("x") + prob.x.str(), "dx", "", Layout::nchw, true};
   Case<T> c = case_of<T>(mse_loss_backward_bound(x.template cast<double>(),
                                                  t.template cast<double>(), double(dloss[0])),
@@ -82,7 +82,7 @@ OracleReport check_cross_entropy_forward(const CrossEntropyProblem& prob,
                                          const OracleOptions& opt) {
   const std::vector<index_t> targets = targets_of(prob, opt.seed);
   check_cross_entropy(Shape{prob.n, prob.c}, targets, "check_cross_entropy_forward");
-  const Tensor<T> x = random_tensor<T>(Shape{prob.n, prob.c}, opt.seed, 0);
+  const Tensor<T> x = input_values<T>(Shape{prob.n, prob.c}, opt, 0);
   Labels l{"cross_entropy_forward", ce_problem(prob), "loss", "", Layout::nchw, false};
   Case<T> c = case_of<T>(cross_entropy_forward_bound(x.template cast<double>(), targets), l,
                          Engine::f50);
@@ -99,8 +99,8 @@ OracleReport check_cross_entropy_backward(
     const OracleOptions& opt) {
   const std::vector<index_t> targets = targets_of(prob, opt.seed);
   check_cross_entropy(Shape{prob.n, prob.c}, targets, "check_cross_entropy_backward");
-  const Tensor<T> x = random_tensor<T>(Shape{prob.n, prob.c}, opt.seed, 0);
-  const Tensor<T> dloss = random_tensor<T>(Shape{}, opt.seed, 3);
+  const Tensor<T> x = input_values<T>(Shape{prob.n, prob.c}, opt, 0);
+  const Tensor<T> dloss = input_values<T>(Shape{}, opt, 3);
   Labels l{"cross_entropy_backward", ce_problem(prob), "dx", "N,C", Layout::nchw, true};
   Case<T> c = case_of<T>(
       cross_entropy_backward_bound(x.template cast<double>(), targets, double(dloss[0])), l,

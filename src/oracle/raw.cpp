@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
+#include <array>
 #include <set>
 
 #include "driver.hpp"
@@ -42,6 +43,29 @@ Labels conv_labels(const char* op, const Conv2dGeom& g, const char* output, char
   return {op, g.str(), output, letters_of(kind, prob.layout), prob.layout, is_gradient};
 }
 
+// The windows of a conv2d along height and width.
+std::array<WindowAxis, 2> windows_of(const Conv2dGeom& g) {
+  return {WindowAxis{g.h, g.p, g.r, g.prm.stride[0], g.prm.pad[0], g.prm.dilation[0]},
+          WindowAxis{g.w, g.q, g.s, g.prm.stride[1], g.prm.pad[1], g.prm.dilation[1]}};
+}
+
+// Pattern specs in the logical order (pattern.hpp): channel groups and where the padding is.
+PatternSpec conv_output_pattern(const Conv2dGeom& g) {  // y (N,K,P,Q)
+  const auto win = windows_of(g);
+  return {{{"n"}, {"c", g.k_per_group()}, {"h"}, {"w"}},
+          {window_output_feature(g.n * g.k, win[0], win[1])}};
+}
+PatternSpec conv_input_pattern(const Conv2dGeom& g) {  // dx (N,C,H,W)
+  const auto win = windows_of(g);
+  return {{{"n"}, {"c", g.c_per_group()}, {"h"}, {"w"}},
+          window_input_features(g.n * g.c, win[0], win[1])};
+}
+PatternSpec conv_weight_pattern(const Conv2dGeom& g) {  // dw (K,C/groups,R,S)
+  const auto win = windows_of(g);
+  return {{{"k", g.k_per_group()}, {"c"}, {"r"}, {"s"}},
+          {window_tap_feature(g.k * g.c_per_group(), win[0], win[1])}};
+}
+
 }  // namespace driver
 
 using namespace driver;
@@ -57,6 +81,35 @@ std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t st
   for (auto& e : v) {
     const T u = static_cast<T>(rng.next() >> (64 - bits)) * scale;  // [0, 1), exact
     e = stream == 4 ? T(1) + u : T(2) * u - T(1);                   // [1, 2) or [-1, 1)
+  }
+  return v;
+}
+
+const char* values_name(Values v) {
+  switch (v) {
+    case Values::uniform: return "uniform";
+    case Values::ties: return "ties";
+    case Values::wide: return "wide";
+  }
+  return "?";
+}
+
+template <class T>
+std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                             Values values) {
+  if (values == Values::uniform || stream == 4) return oracle_values<T>(count, seed, stream);
+  check_non_negative("oracle_values", "count", count);
+  Rng rng(Rng::derive(seed, stream + (values == Values::ties ? 200 : 300)));
+  std::vector<T> v(static_cast<std::size_t>(count));
+  if (values == Values::ties) {
+    for (auto& e : v) e = static_cast<T>(static_cast<double>(rng.below(9)) * 0.5 - 2.0);
+    return v;
+  }
+  // wide: a uniform [-1, 1) value with 20 significant bits (exact in float), times 2^e.
+  for (auto& e : v) {
+    const double u = static_cast<double>(rng.next() >> 44) * std::ldexp(1.0, -20);
+    const int ex = static_cast<int>(rng.below(18)) - 12;
+    e = static_cast<T>(std::ldexp(2.0 * u - 1.0, ex));
   }
   return v;
 }
@@ -100,6 +153,7 @@ OracleReport check_conv2d_forward(const Conv2dProblem& prob,
                            g.has_bias ? &bd : nullptr, opt.engine),
       conv_labels("conv2d_forward", g, "y", 'a', prob, false), opt.engine);
   exact_mode(c, opt, k);
+  set_pattern(c, conv_output_pattern(g), g.y_shape(), prob.layout);
   c.inputs.emplace_back("x", to_layout(x, prob.layout));
   c.inputs.emplace_back("w", to_layout(w, prob.layout));
   if (g.has_bias) c.inputs.emplace_back("b", b);
@@ -121,6 +175,7 @@ OracleReport check_conv2d_backward_data(const Conv2dProblem& prob,
                                  opt.engine),
       conv_labels("conv2d_backward_data", g, "dx", 'a', prob, true), opt.engine);
   exact_mode(c, opt, k);
+  set_pattern(c, conv_input_pattern(g), g.x_shape(), prob.layout);
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   c.inputs.emplace_back("w", to_layout(w, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -141,6 +196,7 @@ OracleReport check_conv2d_backward_weights(
                                     opt.engine),
       conv_labels("conv2d_backward_weights", g, "dw", 'w', prob, true), opt.engine);
   exact_mode(c, opt, k);
+  set_pattern(c, conv_weight_pattern(g), g.w_shape(), prob.layout);
   c.inputs.emplace_back("x", to_layout(x, prob.layout));
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
@@ -159,6 +215,7 @@ OracleReport check_conv2d_backward_bias(const Conv2dProblem& prob,
                          conv_labels("conv2d_backward_bias", g, "db", 'b', prob, true),
                          opt.engine);
   exact_mode(c, opt, k);
+  c.pattern.axes = {{"k", g.k_per_group()}};
   c.inputs.emplace_back("dy", to_layout(dy, prob.layout));
   return run_case(std::move(c), [&](const std::vector<InputBuffer>& in, T* out) {
     f(in[0].as<T>(), out);
@@ -264,10 +321,23 @@ void OracleReport::print(std::ostream& os) const {
          << " = " << fmt("%.3g", max_ratio) << " x allowed " << fmt("%.2e", worst_ratio_allowed);
     os << "\n";
   }
-  os << "  max abs error    " << fmt("%.3e", max_abs_error) << "\n";
-  os << "  max rel error    " << fmt("%.3e", max_rel_error) << "\n";
-  os << "  max ULP error    " << max_ulp_error << " (vs the exact value rounded to " << dtype
-     << ")\n";
+  // ---- pattern block (issue 12): where the failing elements are (src/oracle/pattern.hpp) ----
+  print_pattern(os, pattern);
+  // ---- end of the pattern block ----
+  // The error statistics are over the elements with a finite value; say so when some are not
+  // (else a report could read "actual nan" above and "max abs error 0" here).
+  const index_t finite = numel - nonfinite_mismatches - nan_pairs - infinity_pairs;
+  if (finite == 0 && numel > 0) {
+    os << "  max abs error    none: no element is finite (" << numel << " NaN/Inf)\n";
+  } else {
+    os << "  max abs error    " << fmt("%.3e", max_abs_error) << "\n";
+    os << "  max rel error    " << fmt("%.3e", max_rel_error) << "\n";
+    os << "  max ULP error    " << max_ulp_error << " (vs the exact value rounded to " << dtype
+       << ")\n";
+    if (finite < numel)
+      os << "                   (the max errors are over the " << finite
+         << " finite elements; " << numel - finite << " are NaN/Inf)\n";
+  }
   auto list = [&](const std::vector<index_t>& v, const char* what) {
     if (v.empty()) return;
     const std::size_t shown = std::min<std::size_t>(v.size(), 5);
@@ -296,6 +366,7 @@ void OracleReport::print(std::ostream& os) const {
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                \
   template std::vector<T> oracle_values<T>(index_t, std::uint64_t, std::uint64_t);             \
+  template std::vector<T> oracle_values<T>(index_t, std::uint64_t, std::uint64_t, Values);     \
   template std::vector<T> exact_input_values<T>(index_t, std::uint64_t, std::uint64_t, int);   \
   template int exact_input_bits<T>(index_t);             \
   template OracleReport check_conv2d_forward<T>(                                               \

@@ -143,8 +143,11 @@ StepRecord Trainer<T>::step() {
   const index_t shards = opt_.shards;
   const std::span<const index_t> batch(order_.data() + begin, static_cast<std::size_t>(n));
   shards_.reset(shards);
-  const auto [first, last] = combiner_->shard_range(shards);  // all of them in one process
-  const auto [groups, inner] = thread_groups(omp_get_max_threads());
+  // (no structured bindings: clang cannot capture them in OpenMP regions)
+  const std::pair<index_t, index_t> range = combiner_->shard_range(shards);  // all, in one process
+  const index_t first = range.first, last = range.second;
+  const std::pair<int, int> tg = thread_groups(omp_get_max_threads());
+  const int groups = tg.first, inner = tg.second;
   while (workers_.size() < static_cast<std::size_t>(groups)) workers_.push_back(std::make_unique<Worker>());
   if (groups == 1) {
     for (index_t s = first; s < last; ++s) run_shard(*workers_[0], s, batch, count);

@@ -22,27 +22,12 @@ namespace tapegrad::dist {
 
 // shards[s][i]: the gradient of parameter i from shard s (an empty vector: the shard was
 // empty). The sum lands in params[i].grad: the first non-empty shard's tensor, then each later
-// one added in turn (shards is consumed: its tensors are moved from).
+// one added in turn (shards is consumed: its tensors are moved from). Element-wise, so the
+// elements of large tensors are summed in parallel (src/dist/combine.cpp) with the same bits.
 template <class T>
-void sum_in_shard_order(std::vector<std::vector<Tensor<T>>>& shards, ParamSet<T>& params) {
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    Tensor<T>& g = params[i].grad;
-    bool first = true;
-    for (auto& shard : shards) {
-      if (shard.empty()) continue;
-      check_shape("combine", params[i].name, shard[i].shape(), g.shape());
-      if (first) {
-        g = std::move(shard[i]);
-        first = false;
-        continue;
-      }
-      T* acc = g.data();
-      const T* s = shard[i].data();
-      for (index_t j = 0, n = g.numel(); j < n; ++j) acc[j] += s[j];
-    }
-    if (first) g.fill(T(0));
-  }
-}
+void sum_in_shard_order(std::vector<std::vector<Tensor<T>>>& shards, ParamSet<T>& params);
+extern template void sum_in_shard_order(std::vector<std::vector<Tensor<float>>>&, ParamSet<float>&);
+extern template void sum_in_shard_order(std::vector<std::vector<Tensor<double>>>&, ParamSet<double>&);
 
 // What a step's shards leave for the combination, by shard number s = 0 .. shards-1.
 template <class T>

@@ -122,6 +122,19 @@ struct Conv2dProblem {
   bool bias = false;          // forward only: pass a bias buffer (nullptr otherwise)
 };
 
+// The values the generated inputs take (OracleOptions::values; the search mixes them):
+//   uniform  uniform in [-1, 1), rounded to T (the default)
+//   ties     the multiples of 1/2 in [-2, 2]: nine values, so a max-pool window has ties, a
+//            softmax row equal entries, relu sees exact zeros (the documented conventions:
+//            relu'(0) = 0, the first maximum in row-major window order wins)
+//   wide     uniform in [-1, 1) times 2^e, e a uniform integer in [-12, 5] per element:
+//            magnitudes from 2^-13 to 32 side by side (|x| <= 32 keeps every exp() of the
+//            activations and losses far from underflow, so their relative bounds hold)
+// Every value is exact in float and double. Exact-input mode (exact_inputs) takes precedence
+// in the checks that support it.
+enum class Values { uniform, ties, wide };
+const char* values_name(Values v);  // "uniform" / "ties" / "wide"
+
 struct OracleOptions {
   std::uint64_t seed = 1;
   GradMode grad_mode = GradMode::overwrite;  // backward checks only
@@ -139,6 +152,9 @@ struct OracleOptions {
   // rounding (K = 1). Examples: float, K = 27 (3x3x3): b = 9, values in [-512, 512]; double,
   // K = 576 (3x3x64): b = 21. A K with p - ceil(log2 K) < 0 is std::invalid_argument.
   bool exact_inputs = false;
+  // The values of the generated inputs (see Values above); the gradient prefill P stays in
+  // [1, 2).
+  Values values = Values::uniform;
   // The tier of the verdict (see "Tiers" above), and the probabilistic tier's chance per
   // element that a correct kernel fails it (lambda follows from it and K).
   Tier tier = Tier::probabilistic;
@@ -193,12 +209,17 @@ struct OracleReport : gradcheck::CompareReport {
   std::vector<index_t> accumulated;      // overwrite declared: came out as prefill + gradient
   std::vector<index_t> overwritten;      // accumulate declared: came out as the bare gradient
   std::vector<std::string> modified_inputs;  // names of input buffers the callback changed
+  // Where the failing elements are, one line per index pattern, each true of EVERY failing
+  // element, with how many elements it covers: "every element", "only group 1 of 2 (k 3..5)",
+  // "only the last q (q = 6)", "only n > 0", "only c mod 4 = 3", "only where the window
+  // touches padding", "only where no window reads it". Empty when nothing fails.
+  std::vector<std::string> pattern;
 
   bool passed() const { return failing == 0 && modified_inputs.empty(); }
   // Multi-index of a flat index in the output's layout, "[0,1,4,4]".
   std::string index_str(index_t flat) const;
-  // The full report: problem, tolerance, worst element, guards' findings, ULP histogram,
-  // ending in "PASS" or "FAIL".
+  // The full report: problem, tolerance, worst element, the pattern of the failing elements,
+  // guards' findings, ULP histogram, ending in "PASS" or "FAIL".
   void print(std::ostream& os) const;
 };
 
@@ -254,6 +275,10 @@ TAPEGRAD_ORACLE_OVERLOADS(check_conv2d_backward_bias, Conv2dProblem, Conv2dBackw
 // Row-major in the LOGICAL (NCHW / KCRS) order.
 template <class T>
 std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream);
+// The same for OracleOptions::values (Values::uniform gives oracle_values' values).
+template <class T>
+std::vector<T> oracle_values(index_t count, std::uint64_t seed, std::uint64_t stream,
+                             Values values);
 // Exact-input mode's values (OracleOptions::exact_inputs): integers uniform in [-2^bits, 2^bits].
 template <class T>
 std::vector<T> exact_input_values(index_t count, std::uint64_t seed, std::uint64_t stream,
