@@ -147,12 +147,39 @@ TEST(NpyParse, RejectsBigEndian) {
 }
 
 TEST(NpyParse, RejectsOtherDtypes) {
-  for (const char* d : {"<i4", "<f2", "|u1", "|f8", "<c16", "O"}) {
+  for (const char* d : {"<i4", ">f2", "|f2", "|u2", "<V4", "|u1", "|f8", "<c16", "O"}) {
     expect_error<std::invalid_argument>(
         npy_bytes(std::string("{'descr': '") + d + "', 'fortran_order': False, 'shape': (1,), }",
                   std::string(8, '\0')),
         "unsupported dtype");
   }
+}
+
+// The 16-bit dtypes: float16 '<f2', ml_dtypes' bfloat16 ('<V2' and '|V2' as np.save writes
+// it, or the name), raw '<u2'; kept as bit patterns, widened exactly by to_tensor.
+TEST(NpyParse, SixteenBitDtypesAreReadAsBitPatterns) {
+  // 0x3c00 = float16 1.0; 0x3f80 = bfloat16 1.0; 0xc000 = -2 in both
+  const std::string data("\x00\x3c\x00\xc0", 4), bdata("\x80\x3f\x00\xc0", 4);
+  const auto hdr = [](const char* d) {
+    return std::string("{'descr': '") + d + "', 'fortran_order': False, 'shape': (2,), }";
+  };
+  const NpyArray h = parse_npy(npy_bytes(hdr("<f2"), data), "h");
+  EXPECT_EQ(h.dtype, NpyDtype::f2);
+  EXPECT_EQ(h.u16(), (std::vector<std::uint16_t>{0x3c00, 0xc000}));
+  EXPECT_EQ(to_tensor<double>(h, "h").vec(), (std::vector<double>{1.0, -2.0}));
+  for (const char* d : {"<V2", "|V2", "bfloat16"}) {
+    const NpyArray b = parse_npy(npy_bytes(hdr(d), bdata), "b");
+    EXPECT_EQ(b.dtype, NpyDtype::bf16) << d;
+    EXPECT_EQ(to_tensor<float>(b, "b").vec(), (std::vector<float>{1.0f, -2.0f})) << d;
+  }
+  const NpyArray u = parse_npy(npy_bytes(hdr("<u2"), data), "u");
+  EXPECT_EQ(u.dtype, NpyDtype::u2);
+  EXPECT_THROW(to_tensor<double>(u, "u"), std::invalid_argument);  // bits of what?
+  // written back with the descr NumPy reads: '<f2', '<V2'
+  EXPECT_NE(encode_npy(Shape{2}, h.u16(), NpyDtype::f2).find("'descr': '<f2'"), std::string::npos);
+  EXPECT_NE(encode_npy(Shape{2}, h.u16(), NpyDtype::bf16).find("'descr': '<V2'"),
+            std::string::npos);
+  EXPECT_EQ(encode_npy(Shape{2}, h.u16(), NpyDtype::f2), npy_bytes(hdr("<f2"), data));
 }
 
 TEST(NpyParse, RejectsTruncatedData) {

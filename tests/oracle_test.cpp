@@ -543,6 +543,8 @@ OracleReport run_placed(Dir dir, GradMode mode, bool accumulates, Placement& pl)
   const index_t npq = g.n * g.p * g.q;
   OracleOptions opt;
   opt.grad_mode = mode;
+  opt.tier = oracle::Tier::sound;  // the bound placed against is gamma(K) S (the probabilistic
+                                   // tier's placement: oracle_tiers_test.cpp)
   switch (dir) {
     case Dir::forward:
       return oracle::check_conv2d_forward<T>(

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "common.hpp"
+#include "ref_inputs.hpp"
 #include "tapegrad/gradcheck/compare.hpp"
 #include "tapegrad/io/npy.hpp"
 #include "tapegrad/memory.hpp"
@@ -19,6 +20,7 @@ struct CompareArgs {
   std::string actual, expected;
   std::string rtol, atol, max_ulps;
   bool nan_equal = false, allow_empty = false;
+  std::string dtype16;  // --dtype bfloat16: '<u2' files hold bfloat16 bit patterns
   CLI::Option *rtol_opt = nullptr, *atol_opt = nullptr, *ulps_opt = nullptr;
 };
 
@@ -36,8 +38,12 @@ int run_compare(const CompareArgs& a) {
   // Headers first: a FIFO, a malformed file or a mismatch is found before any data is read,
   // and the memory is estimated from the shapes: each array as read, as a tensor of its dtype,
   // and (float32) widened to double for the comparison.
-  const io::NpyHeader ha = read_arg("ACTUAL", [&] { return io::read_npy_header(a.actual); });
-  const io::NpyHeader he = read_arg("EXPECTED", [&] { return io::read_npy_header(a.expected); });
+  check_dtype16_arg("compare", a.dtype16);
+  const io::NpyHeader ha = read_arg(
+      "ACTUAL", [&] { return as_dtype16(io::read_npy_header(a.actual), a.dtype16, a.actual); });
+  const io::NpyHeader he = read_arg("EXPECTED", [&] {
+    return as_dtype16(io::read_npy_header(a.expected), a.dtype16, a.expected);
+  });
   if (ha.dtype != he.dtype)
     throw BadInput("compare: " + quote(a.actual) + " has dtype " + io::dtype_name(ha.dtype) +
                    ", " + quote(a.expected) + " has " + io::dtype_name(he.dtype) +
@@ -47,18 +53,29 @@ int run_compare(const CompareArgs& a) {
                    ", expected " + he.shape.str() + " (the shape of " + quote(a.expected) + ")");
   if (ha.dtype == io::NpyDtype::i8)
     throw BadInput("compare: " + quote(a.actual) +
-                   " has dtype int64; compare judges float32/float64");
+                   " has dtype int64; compare judges float16, bfloat16, float32 and float64");
   memory::Estimate est("compare");
   const auto n = static_cast<std::uint64_t>(ha.shape.numel());
-  const std::uint64_t per_element = ha.dtype == io::NpyDtype::f4 ? 4 + 4 + 8 : 8 + 8;
+  // as read, as a float/double tensor, widened to double (16-bit: 2 + 4 + 8)
+  const std::uint64_t per_element = ha.dtype == io::NpyDtype::f8   ? 8 + 8
+                                    : ha.dtype == io::NpyDtype::f4 ? 4 + 4 + 8
+                                                                   : 2 + 4 + 8;
   est.add("ACTUAL " + ha.shape.str(), n, per_element, "ACTUAL " + quote(a.actual));
   est.add("EXPECTED " + he.shape.str(), n, per_element, "EXPECTED " + quote(a.expected));
   est.check();
 
-  const io::NpyArray act = read_arg("ACTUAL", [&] { return io::read_npy(a.actual); });
-  const io::NpyArray exp = read_arg("EXPECTED", [&] { return io::read_npy(a.expected); });
+  const io::NpyArray act = read_arg(
+      "ACTUAL", [&] { return as_dtype16(io::read_npy(a.actual), a.dtype16, a.actual); });
+  const io::NpyArray exp = read_arg(
+      "EXPECTED", [&] { return as_dtype16(io::read_npy(a.expected), a.dtype16, a.expected); });
   gradcheck::CompareReport report;
-  if (act.dtype == io::NpyDtype::f4) {
+  if (act.dtype == io::NpyDtype::f2 || act.dtype == io::NpyDtype::bf16) {
+    // exact as floats; ULPs counted in the 16-bit format
+    opts.precision = act.dtype == io::NpyDtype::f2 ? gradcheck::UlpPrecision::float16
+                                                   : gradcheck::UlpPrecision::bfloat16;
+    report = gradcheck::compare(io::to_tensor<float>(act, a.actual),
+                                io::to_tensor<float>(exp, a.expected), opts);
+  } else if (act.dtype == io::NpyDtype::f4) {
     report = gradcheck::compare(io::to_tensor<float>(act, a.actual),
                                 io::to_tensor<float>(exp, a.expected), opts);
   } else {
@@ -89,8 +106,14 @@ void register_compare(CLI::App& app, Action& run) {
                 "NaN against NaN passes (by default it fails: a NaN is no value)");
   sub->add_flag("--allow-empty", args->allow_empty,
                 "Two empty arrays pass (by default they fail: nothing was compared)");
+  sub->add_option("--dtype", args->dtype16,
+                  "bfloat16: read '<u2' files as bfloat16 bit patterns (float16 '<f2' and "
+                  "ml_dtypes bfloat16 '<V2' need nothing)");
   sub->footer(
-      "With no tolerance given: rtol = 8u (u = 2^-24 float32, 2^-53 float64), atol = 0.\n"
+      "Dtypes: float64, float32, float16 ('<f2'), bfloat16 ('<V2' as ml_dtypes saves it, or\n"
+      "'<u2' with --dtype bfloat16); ULPs are counted in that dtype.\n"
+      "With no tolerance given: rtol = 8u (u = 2^-53 float64, 2^-24 float32, 2^-11 float16,\n"
+      "2^-8 bfloat16), atol = 0.\n"
       "Non-finite values: the same infinity on both sides passes; NaN against NaN fails\n"
       "unless --nan-equal; NaN or inf against anything else always fails.\n"
       "Exit status: 0 pass, 1 fail, 2 bad input.");

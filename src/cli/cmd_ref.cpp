@@ -1,6 +1,6 @@
-// tapegrad ref OP: the oracle. Reads .npy inputs (float32/float64; int64 targets), converts them
-// exactly to f50, validates with the geometry makers and check_* functions, runs the reference
-// kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
+// tapegrad ref OP: the oracle. Reads .npy inputs (float64, float32, float16, bfloat16; int64
+// targets), converts them exactly to f50, validates with the geometry makers and check_*
+// functions, runs the reference kernels in 50 digits and writes DIR/y.npy (and with --dy the vector-Jacobian products dx.npy,
 // dw.npy, db.npy), each rounded ONCE from f50 to the output dtype.
 // Engines (--engine): `exact` (the default) computes conv2d, linear and avg_pool2d -- the ops
 // whose every output is a sum -- in the exact engine (kernels/exact.hpp): the same bits as the
@@ -20,6 +20,7 @@
 
 #include "common.hpp"
 #include "ref_inputs.hpp"
+#include "tapegrad/half.hpp"
 #include "tapegrad/io/atomic_file.hpp"
 #include "tapegrad/io/npy.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
@@ -57,11 +58,11 @@ template <class Out>
 Results compute_exact(const RefArgs& a) {
   using Tag = exact::Nearest<Out>;
   const std::string& op = a.op;
-  const Tensor<double> x = read_float_input<double>(a.x, "x");
+  const Tensor<double> x = read_float_input<double>(a.x, "x", a.dtype16);
   std::optional<Tensor<double>> w, b, dy;
-  if (a.given("--w")) w = read_float_input<double>(a.w, "w");
-  if (a.given("--b")) b = read_float_input<double>(a.b, "b");
-  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy");
+  if (a.given("--w")) w = read_float_input<double>(a.w, "w", a.dtype16);
+  if (a.given("--b")) b = read_float_input<double>(a.b, "b", a.dtype16);
+  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy", a.dtype16);
   const Shape b_shape = b ? b->shape() : Shape{};
   const Tensor<double>* bp = b ? &*b : nullptr;
   Results r;
@@ -112,19 +113,19 @@ Results compute(const RefArgs& a) {
     return a.out_dtype == "float32" ? compute_exact<float>(a) : compute_exact<double>(a);
 
   // Every input read and checked before any shape logic.
-  const Tensor<f50> x = read_float_input(a.x, "x");
+  const Tensor<f50> x = read_float_input(a.x, "x", a.dtype16);
   std::optional<Tensor<f50>> w, b, target_f, dy;
   std::optional<Tensor<std::int64_t>> target_i;
-  if (a.given("--w")) w = read_float_input(a.w, "w");
-  if (a.given("--b")) b = read_float_input(a.b, "b");
+  if (a.given("--w")) w = read_float_input(a.w, "w", a.dtype16);
+  if (a.given("--b")) b = read_float_input(a.b, "b", a.dtype16);
   if (a.given("--target")) {
     if (op == "cross_entropy") {
       target_i = read_arg("--target", [&] { return io::read_npy_int64(a.target); });
     } else {
-      target_f = read_float_input(a.target, "target");
+      target_f = read_float_input(a.target, "target", a.dtype16);
     }
   }
-  if (a.given("--dy")) dy = read_float_input(a.dy, "dy");
+  if (a.given("--dy")) dy = read_float_input(a.dy, "dy", a.dtype16);
 
   Results r;
   auto y_out = [&](Tensor<f50> y) {
@@ -206,8 +207,10 @@ Results compute(const RefArgs& a) {
 }
 
 int run_ref(const RefArgs& a) {
-  if (a.out_dtype != "float64" && a.out_dtype != "float32")
-    throw BadInput("ref: --out-dtype must be float64 or float32, got " + quote(a.out_dtype));
+  if (a.out_dtype != "float64" && a.out_dtype != "float32" && a.out_dtype != "float16" &&
+      a.out_dtype != "bfloat16")
+    throw BadInput("ref: --out-dtype must be float64, float32, float16 or bfloat16, got " +
+                   quote(a.out_dtype));
   check_path_arg(a.out, "--out");
   const fs::path dir = a.out;
   std::error_code ec;
@@ -222,7 +225,17 @@ int run_ref(const RefArgs& a) {
   for (const auto& [name, out] : r.outputs) {
     std::string bytes;
     if (const auto* t = std::get_if<Tensor<f50>>(&out)) {
-      if (a.out_dtype == "float32") {
+      if (a.out_dtype == "float16" || a.out_dtype == "bfloat16") {
+        // once from f50 (io::round_to_half: through float rounded to odd), written as '<f2'
+        // (float16) or '<V2' (bfloat16, as ml_dtypes' np.save writes it)
+        const bool h = a.out_dtype == "float16";
+        std::vector<std::uint16_t> v;
+        v.reserve(t->vec().size());
+        for (const f50& e : *t)
+          v.push_back(h ? float_to_half_bits(io::round_to_half(e))
+                        : float_to_bfloat16_bits(io::round_to_bfloat16(e)));
+        bytes = io::encode_npy(t->shape(), v, h ? io::NpyDtype::f2 : io::NpyDtype::bf16);
+      } else if (a.out_dtype == "float32") {
         std::vector<float> v;
         v.reserve(t->vec().size());
         for (const f50& e : *t) v.push_back(io::round_to_float(e));
@@ -273,7 +286,9 @@ void register_ref(CLI::App& app, Action& run) {
   o["--out"] =
       sub->add_option("--out", args->out, "Output directory (created if missing)")->required();
   o["--out-dtype"] = sub->add_option("--out-dtype", args->out_dtype,
-                                     "float64 (default) or float32, rounded once from f50");
+                                     "float64 (default), float32, float16 ('<f2') or "
+                                     "bfloat16 ('<V2', as ml_dtypes saves it), rounded once "
+                                     "from f50");
   o["--engine"] = sub->add_option("--engine", args->engine,
                                   "exact (default: conv2d, linear, avg_pool2d in the exact "
                                   "engine, the same bits as f50) or f50 (the 50-digit reference)");

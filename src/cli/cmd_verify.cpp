@@ -2,7 +2,10 @@
 //                                           --dw MINE_DW.npy --db MINE_DB.npy]
 // Judges someone's results of one op against the exact ones, with the derived per-element
 // bound of oracle/bounds.hpp (|mine - exact| <= gamma_T(K) * S, T the precision of each MINE
-// file: float32 or float64): computes the reference of every output given, judges each, prints
+// file: float64, float32, float16 or bfloat16, u that of --accumulate when given, plus one
+// rounding to the file's precision; the verdict by --tier: the probabilistic tier,
+// gamma~_T(K, lambda) in place of gamma_T(K) where the op's bound is a sum, by default, or the
+// sound one; both are reported): computes the reference of every output given, judges each, prints
 // each report, and exits 0 when all pass, 1 when one fails, 2 for bad input (nothing is
 // written). The VJPs of sigmoid, tanh, softmax and log_softmax are judged as the reference's
 // backward defines them, at the forward output y: YOUR y (--y), so that dx is judged on its
@@ -28,6 +31,8 @@ namespace {
 
 struct VerifyArgs : RefArgs {
   std::string y, dx, dw, db;
+  std::string tier = "probabilistic";
+  std::string accumulate;  // "" : each file's own precision
 };
 
 // One MINE file and what it is judged against.
@@ -37,10 +42,12 @@ struct Judged {
   std::string path;
 };
 
-// A MINE file as float or double (NaN and Inf allowed: they fail, they are not bad input).
+// A MINE file as float or double (NaN and Inf allowed: they fail, they are not bad input);
+// float16 and bfloat16 files as floats (exact), with their storage precision.
 struct Mine {
   std::optional<Tensor<float>> f;
   std::optional<Tensor<double>> d;
+  gradcheck::UlpPrecision storage = gradcheck::UlpPrecision::float64;
   const Shape& shape() const { return f ? f->shape() : d->shape(); }
   Tensor<double> as_double() const { return f ? f->cast<double>() : *d; }
   bool finite() const {
@@ -49,19 +56,35 @@ struct Mine {
   }
 };
 
-Mine read_mine(const Judged& j) {
+Mine read_mine(const Judged& j, const std::string& dtype16) {
   return read_arg(j.option, [&] {
-    const io::NpyArray a = io::read_npy(j.path);
+    const io::NpyArray a = as_dtype16(io::read_npy(j.path), dtype16, j.path);
     Mine m;
-    if (a.dtype == io::NpyDtype::f4)
+    using P = gradcheck::UlpPrecision;
+    if (a.dtype == io::NpyDtype::f4 || a.dtype == io::NpyDtype::f2 ||
+        a.dtype == io::NpyDtype::bf16) {
       m.f = io::to_tensor<float>(a, j.path);
-    else if (a.dtype == io::NpyDtype::f8)
+      m.storage = a.dtype == io::NpyDtype::f4   ? P::float32
+                  : a.dtype == io::NpyDtype::f2 ? P::float16
+                                                : P::bfloat16;
+    } else if (a.dtype == io::NpyDtype::f8) {
       m.d = io::to_tensor<double>(a, j.path);
-    else
+    } else {
       throw BadInput(quote(j.path) + ": " + j.name + " has dtype " + io::dtype_name(a.dtype) +
-                     ", expected float32 or float64");
+                     ", expected float16, bfloat16, float32 or float64");
+    }
     return m;
   });
+}
+
+// --accumulate's precision, or the storage's when not given.
+gradcheck::UlpPrecision accumulation_of(const std::string& acc, gradcheck::UlpPrecision storage) {
+  using P = gradcheck::UlpPrecision;
+  if (acc.empty()) return storage;
+  for (P p : {P::float16, P::bfloat16, P::float32, P::float64})
+    if (acc == gradcheck::precision_name(p)) return p;
+  throw BadInput("verify: --accumulate must be float16, bfloat16, float32 or float64, got " +
+                 quote(acc));
 }
 
 // Which VJP outputs an op has beyond dx.
@@ -70,6 +93,11 @@ bool has_weights(const std::string& op) { return op == "conv2d" || op == "linear
 int run_verify(const VerifyArgs& a) {
   validate_ref_args(a);
   const std::string& op = a.op;
+  if (a.tier != "probabilistic" && a.tier != "sound")
+    throw BadInput("verify: --tier must be probabilistic or sound, got " + quote(a.tier));
+  oracle::OracleOptions judge_opt;
+  judge_opt.tier = a.tier == "sound" ? oracle::Tier::sound : oracle::Tier::probabilistic;
+  accumulation_of(a.accumulate, gradcheck::UlpPrecision::float64);  // validated up front
   std::vector<Judged> judged{{"--y", "y", a.y}};
   for (const auto& [opt, name, path] : {std::tuple{"--dx", "dx", &a.dx}, {"--dw", "dw", &a.dw},
                                         {"--db", "db", &a.db}}) {
@@ -104,11 +132,11 @@ int run_verify(const VerifyArgs& a) {
   est.check();
 
   // Inputs, as double (float32 and float64 convert exactly).
-  const Tensor<double> x = read_float_input<double>(a.x, "x");
+  const Tensor<double> x = read_float_input<double>(a.x, "x", a.dtype16);
   std::optional<Tensor<double>> w, b, target_f, dy;
   std::vector<index_t> targets;
-  if (a.given("--w")) w = read_float_input<double>(a.w, "w");
-  if (a.given("--b")) b = read_float_input<double>(a.b, "b");
+  if (a.given("--w")) w = read_float_input<double>(a.w, "w", a.dtype16);
+  if (a.given("--b")) b = read_float_input<double>(a.b, "b", a.dtype16);
   if (a.given("--target")) {
     if (op == "cross_entropy") {
       const Tensor<std::int64_t> t =
@@ -116,10 +144,10 @@ int run_verify(const VerifyArgs& a) {
       check_rank(op, "target", t.shape(), 1, "(N) of class indices");
       targets.assign(t.begin(), t.end());
     } else {
-      target_f = read_float_input<double>(a.target, "target");
+      target_f = read_float_input<double>(a.target, "target", a.dtype16);
     }
   }
-  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy");
+  if (a.given("--dy")) dy = read_float_input<double>(a.dy, "dy", a.dtype16);
   const oracle::Engine engine =
       a.engine == "f50" ? oracle::Engine::f50 : oracle::Engine::exact;
 
@@ -136,7 +164,7 @@ int run_verify(const VerifyArgs& a) {
   // The forward output a backward formula takes: the user's y when finite, else the exact one.
   std::string y_note;
   auto y_for_backward = [&]() -> Tensor<double> {
-    const Mine mine = read_mine(judged[0]);
+    const Mine mine = read_mine(judged[0], a.dtype16);
     const oracle::Bound& yb = bounds.at("y");
     if (mine.shape() == yb.exact.shape() && mine.finite()) {
       y_note = " (dx at your y)";
@@ -234,14 +262,17 @@ int run_verify(const VerifyArgs& a) {
       throw BadInput("verify " + op + ": " + j.option + " " + quote(j.path) + " has shape " +
                      h.shape.str() + ", expected " + bd.exact.shape().str() + " (" + j.name +
                      " of " + problem + ")");
-    const Mine mine = read_mine(j);
+    const Mine mine = read_mine(j, a.dtype16);
     const std::string what = problem + (j.name == "dx" ? y_note : std::string());
     const std::string op_dir = op + (j.name == "y" ? "_forward" : "_backward (" + j.name + ")");
     // The sums of conv2d, linear and avg_pool2d come from the engine asked for; the rest from
     // the reference kernels in 50 digits.
     const oracle::Engine used = uses_exact_engine(a) ? engine : oracle::Engine::f50;
-    reports.push_back(mine.f ? oracle::judge_bound(bd, *mine.f, op_dir, what, j.name, used)
-                             : oracle::judge_bound(bd, *mine.d, op_dir, what, j.name, used));
+    const gradcheck::UlpPrecision acc = accumulation_of(a.accumulate, mine.storage);
+    reports.push_back(mine.f ? oracle::judge_bound(bd, *mine.f, op_dir, what, j.name, used,
+                                                   judge_opt, mine.storage, acc)
+                             : oracle::judge_bound(bd, *mine.d, op_dir, what, j.name, used,
+                                                   judge_opt, mine.storage, acc));
   }
   bool pass = true;
   for (const auto& r : reports) {
@@ -266,19 +297,34 @@ void register_verify(CLI::App& app, Action& run) {
   auto& o = args->opts;
   o["--dy"] = sub->add_option("--dy", args->dy,
                               "Upstream gradient (.npy, y's shape; 0-d for losses)");
-  o["--y"] = sub->add_option("--y", args->y, "YOUR output y (.npy, float32/float64)")->required();
+  o["--y"] = sub->add_option("--y", args->y,
+                             "YOUR output y (.npy: float64, float32, float16, bfloat16)")
+                 ->required();
   o["--dx"] = sub->add_option("--dx", args->dx, "YOUR dx (.npy): the VJP of dy in x");
   o["--dw"] = sub->add_option("--dw", args->dw, "YOUR dw (.npy), conv2d / linear");
   o["--db"] = sub->add_option("--db", args->db, "YOUR db (.npy), conv2d / linear with --b");
   o["--engine"] = sub->add_option("--engine", args->engine,
                                   "exact (default) or f50: how the sums of conv2d, linear and "
                                   "avg_pool2d are computed (the same verdicts)");
+  o["--accumulate"] = sub->add_option(
+      "--accumulate", args->accumulate,
+      "float16|bfloat16|float32|float64: the precision your kernel sums in (default: each "
+      "file's own); u is its unit roundoff, plus one rounding to the file's precision");
+  o["--tier"] = sub->add_option("--tier", args->tier,
+                                "probabilistic (default) or sound: the bound the verdict uses "
+                                "(the report gives both)");
   add_geometry_options(sub, *args);
   sub->footer(
-      "Each of your files is judged in its own precision (float32: u = 2^-24, float64: 2^-53)\n"
-      "by |mine - exact| <= gamma(K) * S per element, K and S derived per op (the report says\n"
-      "which). softmax and log_softmax reduce over dim 1. Exit status: 0 all pass, 1 a check\n"
-      "failed, 2 bad input.");
+      "Each of your files (float16 '<f2', bfloat16 '<V2' or '<u2' with --dtype bfloat16,\n"
+      "float32, float64) is judged per element, K and S derived per op (the report says which),\n"
+      "with u of --accumulate (default: the file's precision; float16 2^-11, bfloat16 2^-8,\n"
+      "float32 2^-24, float64 2^-53) plus one rounding to the file's precision, in two tiers:\n"
+      "  sound          |mine - exact| <= gamma(K) * S, gamma(K) = K u / (1 - K u): a proof;\n"
+      "  probabilistic  |mine - exact| <= gamma~(K, lambda) * S ~ lambda sqrt(K) u S (Higham &\n"
+      "                 Mary 2019) where the op's bound is a sum: a correct kernel fails an\n"
+      "                 element with probability < 1e-9; catches low-precision accumulation.\n"
+      "The verdict is --tier's (default probabilistic). softmax and log_softmax reduce over\n"
+      "dim 1. Exit status: 0 all pass, 1 a check failed, 2 bad input.");
   sub->callback([&run, args] { run = [args] { return run_verify(*args); }; });
 }
 

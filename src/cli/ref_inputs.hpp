@@ -27,6 +27,7 @@ struct RefArgs {
   std::string engine = "exact";
   std::string stride, pad, dilation, kernel;
   std::string groups = "1";
+  std::string dtype16;  // --dtype bfloat16: '<u2' files hold bfloat16 bit patterns
   std::map<std::string, CLI::Option*> opts;  // "--w" -> option, to see which were given
 
   bool given(const std::string& name) const { return opts.at(name)->count() > 0; }
@@ -60,22 +61,44 @@ inline std::string op_list() {
   return s;
 }
 
-// A float input as T = f50 or double (exact either way), rejecting int dtypes and NaN/Inf with
-// the file named.
+// A '<u2' file (raw 16-bit patterns) is bfloat16 under --dtype bfloat16 and bad input
+// otherwise; every other dtype is left alone. For headers and arrays alike.
+template <class A>
+A as_dtype16(A a, const std::string& dtype16, const std::string& path) {
+  if (a.dtype != io::NpyDtype::u2) return a;
+  if (dtype16 != "bfloat16")
+    throw BadInput(quote(path) + " has dtype uint16; pass --dtype bfloat16 if it holds bfloat16 "
+                   "bit patterns (ml_dtypes' np.save writes '<V2', read as bfloat16 as it is)");
+  a.dtype = io::NpyDtype::bf16;
+  return a;
+}
+inline void check_dtype16_arg(const std::string& command, const std::string& dtype16) {
+  if (!dtype16.empty() && dtype16 != "bfloat16")
+    throw BadInput(command + ": --dtype must be bfloat16 (how '<u2' files are read), got " +
+                   quote(dtype16));
+}
+
+// A float input as T = f50 or double (exact either way: float16, bfloat16, float32, float64),
+// rejecting int dtypes and NaN/Inf with the file named.
 template <class T = f50>
-Tensor<T> read_float_input(const std::string& path, const std::string& what) {
+Tensor<T> read_float_input(const std::string& path, const std::string& what,
+                           const std::string& dtype16 = "") {
   return read_arg("--" + what, [&] {
-    const io::NpyArray a = io::read_npy(path);
+    const io::NpyArray a = as_dtype16(io::read_npy(path), dtype16, path);
     if (a.dtype == io::NpyDtype::i8)
-      throw BadInput(quote(path) + ": " + what + " has dtype int64, expected float32 or float64");
+      throw BadInput(quote(path) + ": " + what +
+                     " has dtype int64, expected float16, bfloat16, float32 or float64");
     io::check_all_finite(a, path);
     return io::to_tensor<T>(a, path);
   });
 }
 
 // conv2d, linear and avg_pool2d run in the exact engine unless --engine f50 (see the top).
+// (A 16-bit --out-dtype goes through f50: the exact engine rounds to float or double, and a
+// second rounding to float16 / bfloat16 could be a double rounding.)
 inline bool uses_exact_engine(const RefArgs& a) {
-  return a.engine == "exact" && (a.op == "conv2d" || a.op == "linear" || a.op == "avg_pool2d");
+  return a.engine == "exact" && (a.out_dtype == "float64" || a.out_dtype == "float32") &&
+         (a.op == "conv2d" || a.op == "linear" || a.op == "avg_pool2d");
 }
 
 // Geometry options as parsed (ranges checked; the geometry makers check the rest).
@@ -200,7 +223,7 @@ inline void check_memory(const RefArgs& a, memory::Estimate& est) {
   if (a.given("--dy")) outs.push_back({"dx", {x, x_cause}});
   // Each output in f50 (the exact engine: not at all), then rounded and encoded (both kept
   // until the files are written).
-  const std::uint64_t out_item = a.out_dtype == "float32" ? 4 : 8;
+  const std::uint64_t out_item = a.out_dtype == "float32" ? 4 : a.out_dtype == "float64" ? 8 : 2;
   for (const auto& [name, shape_cause] : outs) {
     const auto& [shape, cause] = shape_cause;
     const auto n = static_cast<std::uint64_t>(shape.numel());
@@ -242,6 +265,7 @@ inline void validate_ref_args(const RefArgs& a) {
     if (!a.given(name) && spec.required.count(name))
       throw BadInput(a.command + " " + a.op + ": " + name + " is required");
   }
+  check_dtype16_arg(a.command, a.dtype16);
   if (a.engine != "exact" && a.engine != "f50")
     throw BadInput(a.command + ": --engine must be exact or f50, got " + quote(a.engine));
   for (const auto& [name, path] : {std::pair{"--x", &a.x}, {"--w", &a.w}, {"--b", &a.b},
@@ -254,7 +278,8 @@ inline void validate_ref_args(const RefArgs& a) {
 inline void add_input_options(CLI::App* sub, RefArgs& a) {
   sub->add_option("op", a.op, "Op: " + op_list())->required();
   auto& o = a.opts;
-  o["--x"] = sub->add_option("--x", a.x, "Input x (.npy, float32/float64)")->required();
+  o["--x"] = sub->add_option("--x", a.x, "Input x (.npy: float64, float32, float16, bfloat16)")
+                 ->required();
   o["--w"] = sub->add_option("--w", a.w, "Weights (.npy) for conv2d / linear");
   o["--b"] = sub->add_option("--b", a.b, "Bias (.npy) for conv2d / linear (optional)");
   o["--target"] = sub->add_option("--target", a.target,
@@ -267,6 +292,9 @@ inline void add_geometry_options(CLI::App* sub, RefArgs& a) {
   o["--dilation"] = sub->add_option("--dilation", a.dilation, "DH,DW or D (conv2d)");
   o["--groups"] = sub->add_option("--groups", a.groups, "Groups (conv2d), at least 1");
   o["--kernel"] = sub->add_option("--kernel", a.kernel, "KH,KW or K (pools)");
+  o["--dtype"] = sub->add_option("--dtype", a.dtype16,
+                                 "bfloat16: read '<u2' .npy files as bfloat16 bit patterns "
+                                 "(float16 '<f2' and ml_dtypes bfloat16 '<V2' need nothing)");
 }
 
 }  // namespace tapegrad::cli

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "tapegrad/errors.hpp"
+#include "tapegrad/half.hpp"
 
 namespace tapegrad::gradcheck {
 
@@ -46,9 +47,66 @@ std::uint64_t ulp_distance(double a, double b) {
 }
 std::uint64_t ulp_distance(float a, float b) { return distance<std::int32_t, std::uint32_t>(a, b); }
 
-double default_rtol(UlpPrecision p) {
-  return 8 * std::ldexp(1.0, p == UlpPrecision::float32 ? -24 : -53);
+namespace {
+// The 16-bit pattern of v in format p (float16 / bfloat16), rounded once to nearest even: v
+// to float rounded to odd (exact when v is a float), then to the format (io/npy.hpp's
+// derivation: 24 >= 11 + 2 bits).
+std::uint16_t bits16(double v, UlpPrecision p) {
+  float f = static_cast<float>(v);  // to nearest; make it round-to-odd when inexact
+  if (std::isfinite(v) && static_cast<double>(f) != v && !std::isinf(f) &&
+      !(std::bit_cast<std::uint32_t>(f) & 1u))
+    f = std::nextafter(f, static_cast<double>(f) < v ? std::numeric_limits<float>::infinity()
+                                                      : -std::numeric_limits<float>::infinity());
+  return p == UlpPrecision::float16 ? float_to_half_bits(f) : float_to_bfloat16_bits(f);
 }
+// The ordered image of a 16-bit sign-magnitude pattern (+0 and -0 both 0).
+std::int64_t ordered16(std::uint16_t b) {
+  return (b & 0x8000u) ? -static_cast<std::int64_t>(b & 0x7fffu) : static_cast<std::int64_t>(b);
+}
+}  // namespace
+
+std::uint64_t ulp_distance(double a, double b, UlpPrecision p) {
+  switch (p) {
+    case UlpPrecision::float64: return ulp_distance(a, b);
+    case UlpPrecision::float32: return ulp_distance(static_cast<float>(a), static_cast<float>(b));
+    case UlpPrecision::float16:
+    case UlpPrecision::bfloat16: {
+      const std::int64_t d = ordered16(bits16(a, p)) - ordered16(bits16(b, p));
+      return static_cast<std::uint64_t>(d < 0 ? -d : d);
+    }
+  }
+  return 0;
+}
+
+const char* precision_name(UlpPrecision p) {
+  switch (p) {
+    case UlpPrecision::float32: return "float32";
+    case UlpPrecision::float64: return "float64";
+    case UlpPrecision::float16: return "float16";
+    case UlpPrecision::bfloat16: return "bfloat16";
+  }
+  return "?";
+}
+double precision_unit_roundoff(UlpPrecision p) {
+  switch (p) {
+    case UlpPrecision::float32: return std::ldexp(1.0, -24);
+    case UlpPrecision::float64: return std::ldexp(1.0, -53);
+    case UlpPrecision::float16: return std::ldexp(1.0, -11);
+    case UlpPrecision::bfloat16: return std::ldexp(1.0, -8);
+  }
+  return 0;
+}
+const char* precision_format(UlpPrecision p) {
+  switch (p) {
+    case UlpPrecision::float32: return "%.9g";
+    case UlpPrecision::float64: return "%.17g";
+    case UlpPrecision::float16: return "%.5g";
+    case UlpPrecision::bfloat16: return "%.4g";
+  }
+  return "%.17g";
+}
+
+double default_rtol(UlpPrecision p) { return 8 * precision_unit_roundoff(p); }
 
 std::string CompareReport::bucket_label(std::size_t b) {
   if (b == 0) return "0";
@@ -80,7 +138,6 @@ CompareReport compare(const Tensor<double>& actual, const Tensor<double>& expect
   check_arg(r.rtol >= 0 && r.atol >= 0, "compare",
             "rtol and atol must be non-negative, got rtol=", r.rtol, " atol=", r.atol);
   const bool use_tol = r.default_tolerance || opts.rtol || opts.atol;
-  const bool is_float = r.precision == UlpPrecision::float32;
 
   for (index_t i = 0; i < r.numel; ++i) {
     const double a = actual[i], e = expected[i];
@@ -102,8 +159,7 @@ CompareReport compare(const Tensor<double>& actual, const Tensor<double>& expect
       const double rel_err = e != 0   ? abs_err / std::fabs(e)
                              : a == 0 ? 0.0
                                       : std::numeric_limits<double>::infinity();
-      ulps = is_float ? ulp_distance(static_cast<float>(a), static_cast<float>(e))
-                      : ulp_distance(a, e);
+      ulps = ulp_distance(a, e, r.precision);
       if (abs_err > r.max_abs_error) r.max_abs_error = abs_err;
       if (rel_err > r.max_rel_error) r.max_rel_error = rel_err;
       if (ulps > r.max_ulp_error) r.max_ulp_error = ulps;
@@ -134,14 +190,13 @@ CompareReport compare(const Tensor<float>& actual, const Tensor<float>& expected
 }
 
 void CompareReport::print(std::ostream& os) const {
-  const bool f32 = precision == UlpPrecision::float32;
-  const char* val = f32 ? "%.9g" : "%.17g";  // enough digits to identify the value
+  const char* val = precision_format(precision);  // enough digits to identify the value
   os << "compare: " << numel << " elements, shape " << shape.str() << ", ULPs of "
-     << (f32 ? "float32" : "float64") << "\n";
+     << precision_name(precision) << "\n";
   os << "  tolerance        ";
   if (default_tolerance) {
-    os << "rtol=" << fmt("%.3g", rtol) << " atol=0 (default: 8 u, u = 2^" << (f32 ? -24 : -53)
-       << ")\n";
+    os << "rtol=" << fmt("%.3g", rtol) << " atol=0 (default: 8 u, u = 2^"
+       << std::ilogb(precision_unit_roundoff(precision)) << ")\n";
   } else {
     bool any = false;
     if (rtol > 0 || atol > 0) {

@@ -1,6 +1,8 @@
 // .npy reading and writing; see include/tapegrad/io/npy.hpp for the format and the errors.
 #include "tapegrad/io/npy.hpp"
 
+#include "tapegrad/half.hpp"
+
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -24,7 +26,7 @@ namespace {
 
 constexpr std::string_view magic = "\x93NUMPY";
 
-std::size_t itemsize(NpyDtype d) { return d == NpyDtype::f4 ? 4 : 8; }
+std::size_t itemsize(NpyDtype d) { return dtype_size(d); }
 
 // `name` is the raw file name; every message shows it quoted.
 [[noreturn]] void bad(std::string_view name, const std::string& what) {
@@ -165,17 +167,26 @@ class HeaderParser {
 NpyDtype parse_descr(const std::string& d, std::string_view name) {
   auto unsupported = [&](const std::string& why) -> NpyDtype {
     bad(name, "unsupported dtype " + quote(d) + why +
-                  "; expected '<f4' (float32), '<f8' (float64) or '<i8' (int64)");
+                  "; expected '<f4' (float32), '<f8' (float64), '<i8' (int64), '<f2' "
+                  "(float16), '<V2' (ml_dtypes bfloat16) or '<u2' (uint16)");
   };
+  if (d == "bfloat16") return NpyDtype::bf16;  // a header written with str(dtype)
   if (d.size() != 3) return unsupported("");
   const char order = d[0];
   const std::string kind = d.substr(1);
-  if (kind != "f4" && kind != "f8" && kind != "i8") return unsupported("");
+  if (kind != "f4" && kind != "f8" && kind != "i8" && kind != "f2" && kind != "V2" &&
+      kind != "u2")
+    return unsupported("");
   if (order == '>') return unsupported(" (big-endian)");
   // '=' is native order, little-endian here (asserted above); '|' means "not applicable",
-  // which NumPy only writes for 1-byte types, so it is not a valid order for these.
-  if (order != '<' && order != '=') return unsupported("");
-  return kind == "f4" ? NpyDtype::f4 : kind == "f8" ? NpyDtype::f8 : NpyDtype::i8;
+  // which NumPy only writes for 1-byte types and void ones, so it is valid for V2 alone.
+  if (order != '<' && order != '=' && !(order == '|' && kind == "V2")) return unsupported("");
+  return kind == "f4"   ? NpyDtype::f4
+         : kind == "f8" ? NpyDtype::f8
+         : kind == "i8" ? NpyDtype::i8
+         : kind == "f2" ? NpyDtype::f2
+         : kind == "V2" ? NpyDtype::bf16
+                        : NpyDtype::u2;
 }
 
 std::string shape_tuple(const Shape& s) {
@@ -269,6 +280,25 @@ F round_once(const f50& x) {
 float round_to_float(const f50& x) { return round_once<float>(x); }
 double round_to_double(const f50& x) { return round_once<double>(x); }
 
+namespace {
+// x rounded to a float with round-to-odd: x when it is a float, else of the two floats around
+// x the one with an odd significand (beyond the largest finite: the largest finite, odd).
+float round_to_odd_float(const f50& x) {
+  const float c = round_once<float>(x);
+  if (std::isnan(c)) return c;
+  if (std::isinf(c)) return std::copysign(std::numeric_limits<float>::max(), c);
+  if (f50(c) == x) return c;
+  if (std::bit_cast<std::uint32_t>(c) & 1u) return c;
+  return std::nextafter(c, f50(c) < x ? std::numeric_limits<float>::infinity()
+                                      : -std::numeric_limits<float>::infinity());
+}
+}  // namespace
+
+float round_to_half(const f50& x) { return tapegrad::round_to_half(round_to_odd_float(x)); }
+float round_to_bfloat16(const f50& x) {
+  return tapegrad::round_to_bfloat16(round_to_odd_float(x));
+}
+
 const char* dtype_name(NpyDtype d) {
   switch (d) {
     case NpyDtype::f4:
@@ -277,6 +307,12 @@ const char* dtype_name(NpyDtype d) {
       return "float64";
     case NpyDtype::i8:
       return "int64";
+    case NpyDtype::f2:
+      return "float16";
+    case NpyDtype::bf16:
+      return "bfloat16";
+    case NpyDtype::u2:
+      return "uint16";
   }
   return "?";
 }
@@ -289,8 +325,29 @@ const char* dtype_descr(NpyDtype d) {
       return "<f8";
     case NpyDtype::i8:
       return "<i8";
+    case NpyDtype::f2:
+      return "<f2";
+    case NpyDtype::bf16:
+      return "<V2";
+    case NpyDtype::u2:
+      return "<u2";
   }
   return "?";
+}
+
+std::size_t dtype_size(NpyDtype d) {
+  switch (d) {
+    case NpyDtype::f4:
+      return 4;
+    case NpyDtype::f8:
+    case NpyDtype::i8:
+      return 8;
+    case NpyDtype::f2:
+    case NpyDtype::bf16:
+    case NpyDtype::u2:
+      return 2;
+  }
+  return 8;
 }
 
 namespace {
@@ -463,6 +520,11 @@ NpyArray read_data(const NpyHeader& h, const ReadInto& read_into, std::string_vi
     case NpyDtype::i8:
       fill(a.data.emplace<std::vector<std::int64_t>>());
       break;
+    case NpyDtype::f2:
+    case NpyDtype::bf16:
+    case NpyDtype::u2:
+      fill(a.data.emplace<std::vector<std::uint16_t>>());
+      break;
   }
   return a;
 }
@@ -503,6 +565,12 @@ std::string encode_npy(const Shape& shape, const std::vector<double>& data) {
 std::string encode_npy(const Shape& shape, const std::vector<std::int64_t>& data) {
   return encode(NpyDtype::i8, shape, data, 1);
 }
+std::string encode_npy(const Shape& shape, const std::vector<std::uint16_t>& bits,
+                       NpyDtype dtype) {
+  check_arg(dtype_size(dtype) == 2, "write_npy", "dtype ", dtype_name(dtype),
+            " is not a 16-bit one");
+  return encode(dtype, shape, bits, 1);
+}
 std::string encode_npy(const NpyArray& a, int version) {
   return std::visit([&](const auto& v) { return encode(a.dtype, a.shape, v, version); }, a.data);
 }
@@ -517,11 +585,25 @@ void write_npy(const std::filesystem::path& path, const Tensor<std::int64_t>& t)
   write_file_atomic(path, encode_npy(t.shape(), t.vec()));
 }
 
+void write_npy_16(const std::filesystem::path& path, const Tensor<float>& t, NpyDtype dtype) {
+  check_arg(dtype == NpyDtype::f2 || dtype == NpyDtype::bf16, "write_npy_16", "dtype ",
+            dtype_name(dtype), " is not float16 or bfloat16");
+  std::vector<std::uint16_t> bits(static_cast<std::size_t>(t.numel()));
+  for (std::size_t i = 0; i < bits.size(); ++i)
+    bits[i] = dtype == NpyDtype::f2 ? float_to_half_bits(t[static_cast<index_t>(i)])
+                                    : float_to_bfloat16_bits(t[static_cast<index_t>(i)]);
+  write_file_atomic(path, encode_npy(t.shape(), bits, dtype));
+}
+
 template <class T>
 Tensor<T> to_tensor(const NpyArray& a, std::string_view name) {
   std::vector<T> out;
   out.reserve(static_cast<std::size_t>(a.shape.numel()));
-  if (a.dtype == NpyDtype::f4) {
+  if (a.dtype == NpyDtype::f2) {
+    for (std::uint16_t v : a.u16()) out.push_back(T(half_bits_to_float(v)));
+  } else if (a.dtype == NpyDtype::bf16) {
+    for (std::uint16_t v : a.u16()) out.push_back(T(bfloat16_bits_to_float(v)));
+  } else if (a.dtype == NpyDtype::f4) {
     for (float v : a.f32()) out.push_back(T(v));
   } else if (a.dtype == NpyDtype::f8 && !std::is_same_v<T, float>) {
     for (double v : a.f64()) out.push_back(T(v));
@@ -562,6 +644,13 @@ void check_all_finite(const NpyArray& a, std::string_view name) {
   };
   if (a.dtype == NpyDtype::f4) scan(a.f32());
   if (a.dtype == NpyDtype::f8) scan(a.f64());
+  if (a.dtype == NpyDtype::f2 || a.dtype == NpyDtype::bf16) {
+    std::vector<float> v;
+    v.reserve(a.u16().size());
+    for (std::uint16_t b : a.u16())
+      v.push_back(a.dtype == NpyDtype::f2 ? half_bits_to_float(b) : bfloat16_bits_to_float(b));
+    scan(v);
+  }
 }
 
 }  // namespace tapegrad::io

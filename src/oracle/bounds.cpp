@@ -5,6 +5,21 @@
 // chain of stages whose relative errors are bounded by gamma(k_1), gamma(k_2), ... is bounded
 // by gamma(k_1 + k_2 + ...) (Higham Lemma 3.3). Everything below is that bookkeeping, one op at
 // a time; a bound holds for any evaluation order unless it says otherwise.
+//
+// The probabilistic tier (oracle/raw.hpp "Tiers", gradcheck/tolerance.hpp) replaces gamma(K)
+// by gamma~(K, lambda) where Higham and Mary's hypothesis holds: every term's path to the
+// element is a product of at most K DISTINCT roundings (1 + d_i), each of + - * / (a rounding
+// shared by several terms, as a reciprocal 1/(KH*KW), is fine: the union bound runs over the
+// terms, not over independent events). Bound::probabilistic says so per op:
+//   yes  conv2d, linear (every direction), avg_pool2d (forward, backward), max_pool2d
+//        backward (a sum of routed dy), softmax backward (a dot, a difference, a product);
+//   no   max_pool2d forward, relu, flatten (K = 0: equality anyway); sigmoid, tanh,
+//        log_softmax backward, softmax / log_softmax / cross_entropy forward and backward
+//        (a libm call: its up-to-2-ulp error is a deterministic function of its argument, not
+//        a mean-zero rounding; softmax's R_c and R count ONE rounding of x - m amplified by
+//        exp, not R independent ones); mse_loss forward (the square repeats the difference's
+//        rounding) and backward (K = 4); sigmoid / tanh backward (K = 3). For K below about
+//        lambda^2 ~ 45 gamma~ >= gamma anyway, so "no" costs nothing there.
 #include "tapegrad/oracle/bounds.hpp"
 
 #include <algorithm>
@@ -39,6 +54,7 @@ Bound sum_bound(Exact ex, index_t k) {
   b.exact = std::move(ex.value);
   b.s = std::move(ex.abs_sum);
   b.k = constant_k(b.exact.shape(), k);
+  b.probabilistic = true;  // a sum: each term's path at most K distinct roundings
   return b;
 }
 
@@ -211,6 +227,7 @@ Bound max_pool2d_backward_bound(const Pool2dGeom& g, const Tensor<double>& x,
   b.s = ref::max_pool2d_backward(g, x50, abs_of(dy50));
   b.k = constant_k(b.exact.shape(), windows_per_element(g));
   b.model = "S = sum |dy| routed to the element, K = ceil(KH/SH)*ceil(KW/SW)";
+  b.probabilistic = true;  // a sum of at most K routed dy
   return b;
 }
 
@@ -359,6 +376,7 @@ Bound softmax_backward_bound(const Tensor<double>& y, const Tensor<double>& dy) 
     }
   b.k = constant_k(y.shape(), y.size(1) + 2);
   b.model = "S = |y_c| (|dy_c| + sum_j |y_j dy_j|), K = C + 2 (dim 1)";
+  b.probabilistic = true;  // the dot's C, the difference, the product: distinct roundings
   return b;
 }
 
@@ -480,25 +498,47 @@ Bound cross_entropy_backward_bound(const Tensor<double>& logits,
 
 template <class T>
 OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::string& op,
-                         const std::string& problem, const std::string& output, Engine engine) {
+                         const std::string& problem, const std::string& output, Engine engine,
+                         const OracleOptions& opt, gradcheck::UlpPrecision storage,
+                         gradcheck::UlpPrecision accumulate) {
   assert(actual.shape() == b.exact.shape());
   OracleReport r;
   r.op = op;
   r.problem = problem;
   r.output = output;
-  r.dtype = driver::dtype_of<T>();
+  r.dtype = gradcheck::precision_name(storage);
   r.engine = engine;
   r.generated = false;
   r.model = b.model;
-  driver::judge<T>(r, actual, b.exact, b.s, b.k, 0, OracleOptions{});
+  OracleOptions o;
+  o.tier = opt.tier;
+  o.false_fail_probability = opt.false_fail_probability;
+  driver::judge<T>(r, actual, b.exact, b.s, b.k, 0, o, b.probabilistic,
+                   driver::Precisions{storage, accumulate});
   for (index_t i = 0; i < actual.numel(); ++i)
     if (std::isnan(actual[i])) r.unwritten.push_back(i);  // reported as NaN, see print()
   return r;
 }
+template <class T>
+OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::string& op,
+                         const std::string& problem, const std::string& output, Engine engine,
+                         const OracleOptions& opt) {
+  const driver::Precisions p = driver::precisions_of<T>();
+  return judge_bound(b, actual, op, problem, output, engine, opt, p.storage, p.accumulate);
+}
 template OracleReport judge_bound<float>(const Bound&, const Tensor<float>&, const std::string&,
-                                         const std::string&, const std::string&, Engine);
+                                         const std::string&, const std::string&, Engine,
+                                         const OracleOptions&);
 template OracleReport judge_bound<double>(const Bound&, const Tensor<double>&,
                                           const std::string&, const std::string&,
-                                          const std::string&, Engine);
+                                          const std::string&, Engine, const OracleOptions&);
+template OracleReport judge_bound<float>(const Bound&, const Tensor<float>&, const std::string&,
+                                         const std::string&, const std::string&, Engine,
+                                         const OracleOptions&, gradcheck::UlpPrecision,
+                                         gradcheck::UlpPrecision);
+template OracleReport judge_bound<double>(const Bound&, const Tensor<double>&,
+                                          const std::string&, const std::string&,
+                                          const std::string&, Engine, const OracleOptions&,
+                                          gradcheck::UlpPrecision, gradcheck::UlpPrecision);
 
 }  // namespace tapegrad::oracle

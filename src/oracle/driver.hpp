@@ -135,6 +135,7 @@ struct Case {
   Tensor<f50> s;               // S_i >= |exact_i|: the magnitude of the bound
   std::vector<index_t> k;      // K_i: the rounding count of the bound
   std::string model;           // what K and S are, for the report ("" for sums of products)
+  bool probabilistic = false;  // Bound::probabilistic: the probabilistic tier applies
   PatternSpec pattern;         // how the report names where the failures are (pattern.hpp)
 };
 
@@ -166,6 +167,7 @@ Case<T> case_of(Bound b, const Labels& l, Engine engine) {
   c.report.engine = engine;
   c.report.is_gradient = l.is_gradient;
   c.model = b.model;
+  c.probabilistic = b.probabilistic;
   if (l.layout == Layout::nhwc && b.exact.rank() == 4) {
     Tensor<double> k(b.exact.shape());
     for (index_t i = 0; i < k.numel(); ++i) k[i] = double(b.k[static_cast<std::size_t>(i)]);
@@ -182,6 +184,72 @@ Case<T> case_of(Bound b, const Labels& l, Engine engine) {
   return c;
 }
 
+// The two tiers' allowed errors of one element with k roundings and magnitude s, in a
+// precision of unit roundoff u (raw.hpp, "Tiers"): sound = gamma(k) s; probabilistic =
+// gamma~(k, lambda) s where the op's model allows it and gamma~ < gamma, else the sound one.
+struct TierAllowed {
+  double sound = 0, probabilistic = 0;
+  double lambda = 0;         // 0: the probabilistic tier used the sound bound here
+  double of(Tier t) const { return t == Tier::sound ? sound : probabilistic; }
+};
+// u_store > 0: the result was computed with unit roundoff u (the declared accumulation) and
+// then rounded once to a storage format of unit roundoff u_store: with |y^ - y| <= g S,
+//   |fl(y^) - y| <= g S + u_store |y^| <= g S + u_store (|y| + g S)
+//                 = (1 + u_store) g S + u_store |y|
+// (the rounding to storage is one rounding of the result, a sure bound in either tier).
+inline double with_store(double gs, double u_store, double y_up) {
+  if (u_store == 0) return gs;
+  const double inf = std::numeric_limits<double>::infinity();
+  return std::nextafter(std::nextafter((1 + u_store) * gs, inf) +
+                            std::nextafter(u_store * y_up, inf),
+                        inf);
+}
+inline TierAllowed tier_allowed(index_t k, const f50& s, double u, bool model, double p,
+                                double u_store = 0, const f50& y = f50(0)) {
+  TierAllowed a;
+  const double kd = static_cast<double>(k), s_up = up_to_double(s);
+  const double y_up = u_store > 0 ? up_to_double(abs(y)) : 0;
+  const double gam = gradcheck::gamma(kd, u);
+  a.sound = a.probabilistic = with_store(allowed_of(gam, s_up), u_store, y_up);
+  if (model && k > 0) {
+    const double lambda = gradcheck::probabilistic_lambda(kd, p, u);
+    const double gt = gradcheck::gamma_tilde(kd, lambda, u);
+    if (gt < gam) {
+      a.probabilistic = with_store(allowed_of(gt, s_up), u_store, y_up);
+      a.lambda = lambda;
+    }
+  }
+  return a;
+}
+
+// The precisions of a judgment: the storage format of the results, and the unit roundoff of
+// the arithmetic that made them (the declared accumulation; by default the storage's, and
+// then no separate rounding to storage is counted: it is one of the K).
+struct Precisions {
+  gradcheck::UlpPrecision storage = gradcheck::UlpPrecision::float64;
+  gradcheck::UlpPrecision accumulate = gradcheck::UlpPrecision::float64;
+  double u() const { return gradcheck::precision_unit_roundoff(accumulate); }
+  double u_store() const {
+    return storage == accumulate ? 0 : gradcheck::precision_unit_roundoff(storage);
+  }
+};
+template <class T>
+Precisions precisions_of() {
+  const auto p = std::is_same_v<T, float> ? gradcheck::UlpPrecision::float32
+                                          : gradcheck::UlpPrecision::float64;
+  return {p, p};
+}
+// The exact value rounded once to the storage format, as a T (float16 and bfloat16 values are
+// floats).
+template <class T>
+T round_to_storage(const f50& v, gradcheck::UlpPrecision storage) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (storage == gradcheck::UlpPrecision::float16) return io::round_to_half(v);
+    if (storage == gradcheck::UlpPrecision::bfloat16) return io::round_to_bfloat16(v);
+  }
+  return io::round_to<T>(v);
+}
+
 // The pattern spec of an op whose output is 4-d, given in the LOGICAL order (NCHW / KCRS: axis
 // names, channel groups, features), moved to the user's layout.
 template <class T>
@@ -193,15 +261,20 @@ void set_pattern(Case<T>& c, const PatternSpec& logical, const Shape& logical_sh
 }
 
 // Per-element judgment of `actual` against the exact `expected` (both in the user's layout):
-// the compare() statistics, then the ratio error / allowed and the failing flags. extra: 1
-// in accumulate mode (K_i + 1).
+// the compare() statistics, then the ratio error / allowed (the verdict tier's) and the
+// failing flags (the verdict tier's; both tiers' counts in the report). extra: 1 in accumulate
+// mode (K_i + 1). model: the op's bound admits the probabilistic tier (Bound::probabilistic).
 template <class T>
 std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f50>& expected,
                         const Tensor<f50>& abs_sum, const std::vector<index_t>& k, index_t extra,
-                        const OracleOptions& opt) {
-  // The exact value rounded once to T (io::round_to_*: correctly, never through another format).
-  const Tensor<T> expected_t = map(expected, io::round_to<T>);
+                        const OracleOptions& opt, bool model,
+                        const Precisions& prec = precisions_of<T>()) {
+  // The exact value rounded once to the storage format (io::round_to_*: correctly, never
+  // through another format).
+  const Tensor<T> expected_t =
+      map(expected, [&](const f50& v) { return round_to_storage<T>(v, prec.storage); });
   gradcheck::CompareOptions co;
+  co.precision = prec.storage;
   if (opt.tolerance) {
     co = *opt.tolerance;
   } else {
@@ -219,20 +292,37 @@ std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f
   const bool use_tol = r.derived_tolerance || r.default_tolerance || co.rtol || co.atol;
   const double inf = std::numeric_limits<double>::infinity();
 
+  r.tier = opt.tier;
+  r.probabilistic_model = model;
+  r.false_fail_probability = opt.false_fail_probability;
+  r.lambda_min = r.lambda_max = 0;
+  r.probabilistic_elements = 0;
+  const double u = prec.u(), u_store = prec.u_store();
+  r.accumulate = prec.accumulate;
   std::vector<bool> fail(static_cast<std::size_t>(actual.numel()), false);
-  index_t failing = 0;
+  index_t failing = 0, failing_sound = 0, failing_prob = 0;
   r.max_ratio = 0;
   r.worst_ratio_index.reset();
   for (index_t i = 0; i < actual.numel(); ++i) {
     const T a = actual[i];
     double err = inf, allowed = 0, ratio = inf;
     bool bad = false;
+    TierAllowed ta;
+    if (r.derived_tolerance) {
+      ta = tier_allowed(k[static_cast<std::size_t>(i)] + extra, abs_sum[i], u, model,
+                        opt.false_fail_probability, u_store, expected[i]);
+      if (ta.lambda > 0) {
+        r.lambda_min = r.probabilistic_elements ? std::min(r.lambda_min, ta.lambda) : ta.lambda;
+        r.lambda_max = std::max(r.lambda_max, ta.lambda);
+        ++r.probabilistic_elements;
+      }
+    }
     if (std::isfinite(a)) {
       err = static_cast<double>(abs(f50(a) - expected[i]));
       if (r.derived_tolerance) {
-        const double gam =
-            gradcheck::gamma<T>(static_cast<double>(k[static_cast<std::size_t>(i)] + extra));
-        allowed = allowed_of(gam, up_to_double(abs_sum[i]));
+        allowed = ta.of(opt.tier);
+        if (!(err <= ta.sound)) ++failing_sound;
+        if (!(err <= ta.probabilistic)) ++failing_prob;
       } else {
         allowed = r.atol + r.rtol * std::fabs(static_cast<double>(expected_t[i]));
       }
@@ -243,13 +333,16 @@ std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f
         ratio = 0;
       }
       if (!r.derived_tolerance && r.max_ulps) {
-        const std::uint64_t u = gradcheck::ulp_distance(a, expected_t[i]);
+        const std::uint64_t u = gradcheck::ulp_distance(double(a), double(expected_t[i]),
+                                                        prec.storage);
         const double ur = *r.max_ulps > 0 ? double(u) / double(*r.max_ulps) : (u ? inf : 0);
         ratio = std::max(use_tol ? ratio : 0.0, ur);
         if (u > *r.max_ulps) bad = true;
       }
     } else {
       bad = true;  // the exact value is always finite here
+      ++failing_sound, ++failing_prob;
+      if (r.derived_tolerance) allowed = ta.of(opt.tier);
     }
     fail[static_cast<std::size_t>(i)] = bad;
     if (bad) ++failing;
@@ -262,6 +355,8 @@ std::vector<bool> judge(OracleReport& r, const Tensor<T>& actual, const Tensor<f
     }
   }
   r.failing = failing;
+  r.sound_failing = r.derived_tolerance ? failing_sound : failing;
+  r.probabilistic_failing = r.derived_tolerance ? failing_prob : failing;
   return fail;
 }
 
@@ -286,16 +381,18 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
   auto near = [](T a, const f50& e, double allowed) {
     return std::isfinite(a) && static_cast<double>(abs(f50(a) - e)) <= allowed;
   };
+  // The labels below (accumulated into / overwritten) test the other reading of an element
+  // with the sound bound: the most lenient, so a label is never missed for the tier's sake.
   auto allowed_at = [&](index_t i, index_t extra, const f50& s) {
-    const double gam =
-        gradcheck::gamma<T>(static_cast<double>(k[static_cast<std::size_t>(i)] + extra));
-    return allowed_of(gam, up_to_double(s));
+    return tier_allowed(k[static_cast<std::size_t>(i)] + extra, s, gradcheck::unit_roundoff<T>(),
+                        false, opt.false_fail_probability)
+        .sound;
   };
 
   if (!r.is_gradient) {
     Tensor<T> out(shape, nan);
     call(out.data());
-    const auto fail = judge<T>(r, out, exact, abs_sum, k, 0, opt);
+    const auto fail = judge<T>(r, out, exact, abs_sum, k, 0, opt, c.probabilistic);
     for (index_t i = 0; i < out.numel(); ++i)
       if (fail[static_cast<std::size_t>(i)] && std::isnan(out[i])) r.unwritten.push_back(i);
     r.pattern = failure_pattern(shape, fail, c.pattern);
@@ -315,7 +412,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
     call(out_nan.data());
     Tensor<T> out_p = prefill;
     call(out_p.data());
-    const auto fail = judge<T>(r, out_nan, exact, abs_sum, k, 0, opt);
+    const auto fail = judge<T>(r, out_nan, exact, abs_sum, k, 0, opt, c.probabilistic);
     for (index_t i = 0; i < shape.numel(); ++i) {
       if (!fail[static_cast<std::size_t>(i)] || !std::isnan(out_nan[i])) continue;
       if (exact[i] != 0 && near(out_p[i], with_p[i], allowed_at(i, 1, s_with_p[i])))
@@ -327,7 +424,7 @@ OracleReport run_case(Case<T> c, Invoke&& invoke, const OracleOptions& opt) {
   } else {
     Tensor<T> out = prefill;
     call(out.data());
-    const auto fail = judge<T>(r, out, with_p, s_with_p, k, 1, opt);
+    const auto fail = judge<T>(r, out, with_p, s_with_p, k, 1, opt, c.probabilistic);
     for (index_t i = 0; i < shape.numel(); ++i) {
       if (!fail[static_cast<std::size_t>(i)]) continue;
       if (exact[i] != 0 && near(out[i], exact[i], allowed_at(i, 0, abs_sum[i])))

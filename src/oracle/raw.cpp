@@ -25,6 +25,11 @@ const char* grad_mode_name(GradMode m) {
   return m == GradMode::overwrite ? "overwrite" : "accumulate";
 }
 const char* engine_name(Engine e) { return e == Engine::exact ? "exact" : "f50"; }
+const char* tier_name(Tier t) { return t == Tier::sound ? "sound" : "probabilistic"; }
+
+double OracleReport::tensor_false_fail_probability() const {
+  return std::min(1.0, double(probabilistic_elements) * false_fail_probability);
+}
 
 namespace driver {
 
@@ -230,8 +235,7 @@ std::string fmt(const char* f, double v) {
 }  // namespace
 
 void OracleReport::print(std::ostream& os) const {
-  const bool f32 = precision == gradcheck::UlpPrecision::float32;
-  const char* val = f32 ? "%.9g" : "%.17g";
+  const char* val = gradcheck::precision_format(precision);
   std::string lower = letters;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (generated) {
@@ -247,17 +251,60 @@ void OracleReport::print(std::ostream& os) const {
   os << shape.str() << "\n";
   os << "  tolerance        ";
   if (derived_tolerance) {
-    os << "derived per element: |actual - exact| <= gamma(K) * S, K = ";
+    os << "derived per element, K = ";
     if (reduction_length_min != reduction_length)
       os << reduction_length_min << ".." << reduction_length << " (per element)";
     else
       os << reduction_length;
-    os << ", u = 2^" << (f32 ? -24 : -53) << ", ";
+    os << ", u = 2^" << std::ilogb(gradcheck::precision_unit_roundoff(accumulate));
+    if (accumulate != precision)
+      os << " (" << gradcheck::precision_name(accumulate) << " accumulation, then one rounding to "
+         << gradcheck::precision_name(precision) << ", u = 2^"
+         << std::ilogb(gradcheck::precision_unit_roundoff(precision)) << ")";
+    os << ", ";
     if (model.empty())
       os << "S = sum |terms| ";
     else
       os << model << " ";
     os << (engine == Engine::exact ? "(exact engine, rounded up)\n" : "(50 digits)\n");
+    auto verdict = [](index_t n) {
+      return n == 0 ? std::string("PASS") : "FAIL (" + std::to_string(n) + " failing)";
+    };
+    // with a separate storage rounding (verify --accumulate): one more u_s |exact|
+    const bool store = accumulate != precision;
+    const char* tail = store ? " + u_s |exact|" : "";
+    const char* lead = store ? "(1 + u_s) " : "";
+    os << "  sound            |actual - exact| <= " << lead << "gamma(K) * S" << tail
+       << ", gamma(K) = K u / (1 - K u) (a proof, any order): " << verdict(sound_failing) << "\n";
+    os << "  probabilistic    ";
+    if (!probabilistic_model) {
+      os << "the sound bound (this op's K is not a count of independent roundings; "
+            "see src/oracle/bounds.cpp): "
+         << verdict(probabilistic_failing) << "\n";
+    } else if (probabilistic_elements == 0) {
+      os << "the sound bound (K too small: gamma~(K, lambda) >= gamma(K) at every element): "
+         << verdict(probabilistic_failing) << "\n";
+    } else {
+      os << "|actual - exact| <= " << lead << "gamma~(K, lambda) * S" << tail
+         << ", gamma~ = exp(lambda sqrt(K) u + K u^2 / (1 - u)) - 1 (Higham & Mary 2019), "
+            "lambda = "
+         << fmt("%.3g", lambda_min);
+      if (fmt("%.3g", lambda_min) != fmt("%.3g", lambda_max)) os << ".." << fmt("%.3g", lambda_max);
+      os << ": " << verdict(probabilistic_failing) << "\n";
+    }
+    os << "  tiers            probabilistic";
+    if (probabilistic_model && probabilistic_elements > 0) {
+      os << " (lambda = " << fmt("%.3g", lambda_min);
+      if (fmt("%.3g", lambda_min) != fmt("%.3g", lambda_max)) os << ".." << fmt("%.3g", lambda_max);
+      os << ", P(false fail) < " << fmt("%.3g", false_fail_probability) << " per element, < "
+         << fmt("%.3g", tensor_false_fail_probability()) << " for the " << probabilistic_elements
+         << " element" << (probabilistic_elements == 1 ? "" : "s") << ")";
+    } else {
+      os << " (= sound here)";
+    }
+    os << ": " << (probabilistic_failing == 0 ? "PASS" : "FAIL")
+       << "; sound: " << (sound_failing == 0 ? "PASS" : "FAIL") << "; verdict by "
+       << tier_name(tier) << "\n";
   } else {
     if (rtol > 0 || atol > 0 || default_tolerance)
       os << "rtol=" << fmt("%.3g", rtol) << " atol=" << fmt("%.3g", atol) << " ";

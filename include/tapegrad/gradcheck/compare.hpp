@@ -5,10 +5,11 @@
 //   abs error  |a - e|
 //   rel error  |a - e| / |e|.  NOTE: guard for e == 0: the relative error is 0 when a == 0 too,
 //              +inf otherwise (it is undefined there; only atol can accept such an element).
-//   ULP error  the number of representable values of the tested precision (float or double)
-//              between a and e, computed exactly as the distance of their ordered integer
-//              images (+0 and -0 coincide). For float precision both values are first rounded
-//              to float, so a correctly rounded float result has 0 ULP error.
+//   ULP error  the number of representable values of the tested precision (float64, float32,
+//              float16 or bfloat16) between a and e, computed exactly as the distance of their
+//              ordered integer images (+0 and -0 coincide). For a narrower precision both
+//              values are first rounded to it (to nearest even; half.hpp for the 16-bit ones),
+//              so a correctly rounded result has 0 ULP error.
 //   non-finite: a NaN/Inf on either side passes only if the other side is the same value:
 //              +inf against +inf and -inf against -inf pass (the values are equal; counted as
 //              equal infinities in the report); NaN against NaN FAILS unless nan_equal is set
@@ -22,8 +23,8 @@
 // An element passes if it satisfies every criterion the caller gave:
 //   |a - e| <= atol + rtol * |e|   (when rtol or atol is given; the other one is then 0)
 //   ULP error <= max_ulps          (when max_ulps is given)
-// When none is given, the default is atol = 0, rtol = 8 u (u = 2^-24 for float, 2^-53 for
-// double). Derivation: a result rounded once from the exact value is within u relative; one
+// When none is given, the default is atol = 0, rtol = 8 u (u = 2^-53 float64, 2^-24 float32,
+// 2^-11 float16, 2^-8 bfloat16). Derivation: a result rounded once from the exact value is within u relative; one
 // ULP is between u and 2u relative, so 8 u accepts a result that went through a few (~4)
 // correctly rounded steps, and nothing that is wrong by more. A kernel with long reductions
 // needs a tolerance derived from its computation (e.g. gamma(K) sum|x w| / |y|): pass it.
@@ -41,7 +42,13 @@
 
 namespace tapegrad::gradcheck {
 
-enum class UlpPrecision { float32, float64 };
+enum class UlpPrecision { float32, float64, float16, bfloat16 };
+
+// "float32" / "float64" / "float16" / "bfloat16", the unit roundoff (2^-24, 2^-53, 2^-11, 2^-8)
+// and the significant digits a value of it needs in print ("%.9g", "%.17g", "%.5g", "%.4g").
+const char* precision_name(UlpPrecision p);
+double precision_unit_roundoff(UlpPrecision p);
+const char* precision_format(UlpPrecision p);
 
 struct CompareOptions {
   std::optional<double> rtol;
@@ -93,6 +100,9 @@ struct CompareReport {
 // Both arguments must be finite or infinite; NaN is the caller's business.
 std::uint64_t ulp_distance(double a, double b);
 std::uint64_t ulp_distance(float a, float b);
+// In precision p: a and b rounded to it first (float32: to float; float16 / bfloat16: to that
+// format, from the double via float rounded to odd, so never rounded twice).
+std::uint64_t ulp_distance(double a, double b, UlpPrecision p);
 
 // Default relative tolerance (8 u) of a precision; see the header comment.
 double default_rtol(UlpPrecision p);

@@ -1,5 +1,10 @@
 // NumPy .npy files: read and write, format versions 1.0 and 2.0, C order, little-endian
-// float32 ('<f4'), float64 ('<f8') and int64 ('<i8'); 0-d arrays (shape ()) included.
+// float32 ('<f4'), float64 ('<f8'), int64 ('<i8'), and the 16-bit formats: float16 ('<f2'),
+// bfloat16 as ml_dtypes stores it (np.save of an ml_dtypes.bfloat16 array writes the descr
+// '<V2': NumPy type codes are not extensible, jax-ml/ml_dtypes issue 41; '|V2' and the name
+// 'bfloat16' are read alike, and written as '<V2'), and uint16 ('<u2': raw 16-bit patterns,
+// which the CLI reads as bfloat16 under --dtype bfloat16); 0-d arrays (shape ()) included.
+// 16-bit data is kept as its bit patterns (half.hpp converts).
 //
 // File layout (numpy/lib/format.py):
 //   "\x93NUMPY" major minor  header_len (uint16 LE in 1.0, uint32 LE in 2.0)
@@ -44,21 +49,29 @@
 
 namespace tapegrad::io {
 
-enum class NpyDtype { f4, f8, i8 };
+enum class NpyDtype { f4, f8, i8, f2, bf16, u2 };
 
-// "float32" / "float64" / "int64" (the NumPy name) and "<f4" / "<f8" / "<i8" (the descr).
+// "float32" / "float64" / "int64" / "float16" / "bfloat16" / "uint16" (the NumPy / ml_dtypes
+// name) and "<f4" / "<f8" / "<i8" / "<f2" / "<V2" / "<u2" (the descr written).
 const char* dtype_name(NpyDtype d);
 const char* dtype_descr(NpyDtype d);
+// Bytes per element: 2, 4 or 8.
+std::size_t dtype_size(NpyDtype d);
 
 struct NpyArray {
   NpyDtype dtype = NpyDtype::f8;
   Shape shape;
-  std::variant<std::vector<float>, std::vector<double>, std::vector<std::int64_t>> data;
+  std::variant<std::vector<float>, std::vector<double>, std::vector<std::int64_t>,
+               std::vector<std::uint16_t>>
+      data;  // f2, bf16 and u2: the 16-bit patterns
   int version = 1;  // format major version read (1 or 2)
 
   const std::vector<float>& f32() const { return std::get<std::vector<float>>(data); }
   const std::vector<double>& f64() const { return std::get<std::vector<double>>(data); }
   const std::vector<std::int64_t>& i64() const { return std::get<std::vector<std::int64_t>>(data); }
+  const std::vector<std::uint16_t>& u16() const {
+    return std::get<std::vector<std::uint16_t>>(data);
+  }
 };
 
 // What a .npy file holds, from its preamble and header alone.
@@ -92,6 +105,8 @@ NpyArray read_npy(const std::filesystem::path& path);
 std::string encode_npy(const Shape& shape, const std::vector<float>& data);
 std::string encode_npy(const Shape& shape, const std::vector<double>& data);
 std::string encode_npy(const Shape& shape, const std::vector<std::int64_t>& data);
+// 16-bit patterns as dtype (f2, bf16 or u2).
+std::string encode_npy(const Shape& shape, const std::vector<std::uint16_t>& bits, NpyDtype dtype);
 // Same with an explicit format version (1 or 2), for tests and for callers that need 2.0.
 std::string encode_npy(const NpyArray& a, int version);
 
@@ -99,10 +114,14 @@ std::string encode_npy(const NpyArray& a, int version);
 void write_npy(const std::filesystem::path& path, const Tensor<float>& t);
 void write_npy(const std::filesystem::path& path, const Tensor<double>& t);
 void write_npy(const std::filesystem::path& path, const Tensor<std::int64_t>& t);
+// A float tensor whose every value is a float16 (bfloat16) value, written as '<f2' ('<V2'):
+// each value rounded to the format (half.hpp, to nearest even; exact for values already in it).
+void write_npy_16(const std::filesystem::path& path, const Tensor<float>& t, NpyDtype dtype);
 
 // A float32/float64 array as Tensor<T>, T in {float, double, f50}. Every conversion is exact:
-// float32 -> anything, float64 -> double or f50. A float64 file read as float, an int64 file, or
-// any other dtype is std::invalid_argument naming the file and both dtypes.
+// float16, bfloat16 and float32 -> anything, float64 -> double or f50. A float64 file read as
+// float, an int64 or uint16 file, or any other dtype is std::invalid_argument naming the file
+// and both dtypes.
 template <class T>
 Tensor<T> to_tensor(const NpyArray& a, std::string_view name);
 template <class T>
@@ -124,6 +143,13 @@ std::string multi_index_str(const Shape& shape, index_t flat);
 // f50 -> double -> float could round twice). Overflow gives +-inf, as IEEE rounding does.
 float round_to_float(const f50& x);
 double round_to_double(const f50& x);
+// f50 -> float16 / bfloat16 rounded once to nearest even, as a float (every such value is one).
+// Through float rounded to ODD (the float nearer x among the two around it whose last bit is 1,
+// x itself when exact): with 24 >= 11 + 2 (>= 8 + 2) bits, rounding that to nearest even is
+// the correct rounding of x (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums:
+// proved algorithms using rounding to odd", IEEE TC 2008), never a double rounding.
+float round_to_half(const f50& x);
+float round_to_bfloat16(const f50& x);
 // The one of the two for T = float or double (for code generic over the output precision).
 template <class T>
 T round_to(const f50& x) {

@@ -33,6 +33,10 @@ struct Bound {
   Tensor<f50> s;             // S_i, >= |exact_i|
   std::vector<index_t> k;    // K_i
   std::string model;         // what S and K are, one line ("" : S = sum |terms|, K terms)
+  // The probabilistic tier applies (raw.hpp, "Tiers"): every element a sum whose terms each
+  // pass through at most K DISTINCT roundings of + - * /. False where a libm call, an
+  // amplified or a repeated rounding enters: the probabilistic tier is then the sound one.
+  bool probabilistic = false;
 };
 
 // Linear ops: every element a sum of K terms, S = sum |terms|.
@@ -84,12 +88,24 @@ Bound cross_entropy_backward_bound(const Tensor<double>& logits,
                                    const std::vector<index_t>& targets, double dloss);
 
 // Judges `actual` (precision T = float or double; same shape as b.exact, logical layout) by the
-// bound: |actual - exact| <= gamma_T(K_i) * S_i per element, NaN and Inf always failing. The
+// bound: |actual - exact| <= gamma_T(K_i) * S_i per element (the sound tier; the probabilistic
+// tier's gamma~ where b.probabilistic), NaN and Inf always failing. The
 // report is the raw-buffer checks' (print() ends in PASS or FAIL), labelled with op, problem
 // and output; its `generated` is false (the inputs were the caller's, not seeded).
+// opt: its tier and false_fail_probability (the rest is for generated checks).
 template <class T>
 OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::string& op,
                          const std::string& problem, const std::string& output,
-                         Engine engine = Engine::f50);
+                         Engine engine = Engine::f50, const OracleOptions& opt = {});
+// The same for results STORED in `storage` (float16 and bfloat16 values held as floats, T =
+// float) and computed with the unit roundoff of `accumulate` (`tapegrad verify --accumulate`):
+// u in gamma(K) is the accumulation's, plus one rounding to storage when the two differ:
+// (1 + u_s) gamma(K) S + u_s |exact| (src/oracle/driver.hpp, with_store; gamma~ in place of
+// gamma for the probabilistic tier); ULPs are the storage's.
+template <class T>
+OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::string& op,
+                         const std::string& problem, const std::string& output, Engine engine,
+                         const OracleOptions& opt, gradcheck::UlpPrecision storage,
+                         gradcheck::UlpPrecision accumulate);
 
 }  // namespace tapegrad::oracle

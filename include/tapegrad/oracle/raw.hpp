@@ -47,6 +47,31 @@
 // rtol/atol/max_ulps instead. Every rounding on the way to the allowed error is upward: S (a
 // bound from the exact engine, or the 50-digit sum converted up), gamma_T(K) and their product.
 //
+// Tiers (OracleOptions::tier; the report prints both verdicts, the check's passed() is the
+// chosen tier's):
+//   Tier::probabilistic (default) |actual - exact| <= min(gamma_T(K), gamma~_T(K, lambda)) * S,
+//                  gamma~(K, lambda) = exp(lambda sqrt(K) u + K u^2 / (1 - u)) - 1 ~ lambda
+//                  sqrt(K) u (Higham and Mary 2019, gradcheck/tolerance.hpp): rounding errors
+//                  modelled as independent and of mean zero, a sum of K terms is within it with
+//                  probability >= 1 - 2 K exp(-lambda^2 (1 - u)^2 / 2). lambda is chosen per
+//                  element so that this failure probability is OracleOptions::
+//                  false_fail_probability (1e-9): lambda = sqrt(2 ln(2 K / p)) / (1 - u), 6.55
+//                  at K = 1, 7.7 at K = 1000, 8.32 at K = 524288. The report also gives the
+//                  whole tensor's chance of a false failure, at most (elements judged) x p (a
+//                  union bound). A kernel whose errors grow like K u instead of sqrt(K) u -- an
+//                  accumulator in a lower precision (bfloat16 rounding every partial sum), or a
+//                  systematic bias -- fails it long before the sound tier notices.
+//   Tier::sound    |actual - exact| <= gamma_T(K) * S: a proof, for every input and order.
+// Where the model does not hold, the probabilistic tier IS the sound one (the report says so):
+// exact-input mode (K = 0: equality in both), and the ops whose bound is not a sum of
+// distinct roundings -- a libm call (its error is a fixed function of its argument, up to 2
+// ulp, not a mean-zero rounding), softmax's exp amplification of one rounded difference (R
+// roundings, perfectly correlated), mse_loss's square of a rounded difference (the same
+// rounding twice); src/oracle/bounds.cpp decides per op. The model can also fail for a correct
+// kernel on structured data (many equal terms added one by one round the same way every time);
+// on the checks' generated inputs (uniform in [-1, 1)) it does not, and the property suite
+// checks that (property_tests/tiers_props.cpp).
+//
 // Engines (OracleOptions::engine; kernels/exact.hpp has the proof):
 //   Engine::exact  (default) the exact engine: the exact value within beta ~ n^2 2^-106 S (at
 //                  most n 2^-53 of the tolerance gamma_T(K) S, n the number of terms), S
@@ -82,10 +107,12 @@ namespace tapegrad::oracle {
 enum class Layout { nchw, nhwc };
 enum class GradMode { overwrite, accumulate };
 enum class Engine { exact, f50 };
+enum class Tier { probabilistic, sound };
 
 const char* layout_name(Layout l);   // "NCHW" / "NHWC"
 const char* grad_mode_name(GradMode m);  // "overwrite" / "accumulate"
 const char* engine_name(Engine e);       // "exact" / "f50"
+const char* tier_name(Tier t);           // "probabilistic" / "sound"
 
 struct Conv2dProblem {
   Shape x;                    // logical (N,C,H,W)
@@ -128,6 +155,10 @@ struct OracleOptions {
   // The values of the generated inputs (see Values above); the gradient prefill P stays in
   // [1, 2).
   Values values = Values::uniform;
+  // The tier of the verdict (see "Tiers" above), and the probabilistic tier's chance per
+  // element that a correct kernel fails it (lambda follows from it and K).
+  Tier tier = Tier::probabilistic;
+  double false_fail_probability = 1e-9;
 };
 
 // The judgment of one output tensor. It IS a CompareReport (ULP histogram, max abs / rel / ULP
@@ -140,7 +171,10 @@ struct OracleReport : gradcheck::CompareReport {
   std::string problem;       // the geometry string
   std::string output;        // "dx"
   std::string letters;       // the output's layout letters, e.g. "NCHW", "KRSC"
-  std::string dtype;         // "float32" / "float64"
+  std::string dtype;         // "float32" / "float64" (/ "float16" / "bfloat16": verify)
+  // The precision of the arithmetic the bound assumes (u); `precision` (CompareReport's) is the
+  // storage format whose ULPs are counted. They differ when verify is told --accumulate.
+  gradcheck::UlpPrecision accumulate = gradcheck::UlpPrecision::float64;
   Layout layout = Layout::nchw;
   GradMode grad_mode = GradMode::overwrite;
   Engine engine = Engine::exact;
@@ -153,8 +187,19 @@ struct OracleReport : gradcheck::CompareReport {
                                  // largest K when it differs between elements
   index_t reduction_length_min = 0;  // the smallest K (== reduction_length for sums)
   std::string model;  // what K and S are for this op ("" for a sum of products: S = sum |terms|)
-  // Per element, error / allowed (allowed = gamma_T(K) * S, or atol + rtol |e| for a caller
-  // tolerance); +inf for a non-finite error. The worst is the largest ratio, first in
+  // The tiers (derived tolerance only). `failing`, max_ratio and the worst element are the
+  // verdict tier's; each tier's failing count is kept.
+  Tier tier = Tier::probabilistic;
+  bool probabilistic_model = true;      // false: the op's bound is not a sum of distinct
+                                        // roundings: the probabilistic tier is the sound one
+  double false_fail_probability = 0;    // per element, of the probabilistic tier
+  double lambda_min = 0, lambda_max = 0;  // over the elements where gamma~ < gamma
+  index_t probabilistic_elements = 0;   // elements where gamma~ < gamma (the others: sound)
+  index_t sound_failing = 0, probabilistic_failing = 0;
+  // At most probabilistic_elements x false_fail_probability (a union bound), capped at 1.
+  double tensor_false_fail_probability() const;
+  // Per element, error / allowed (allowed = the verdict tier's bound, or atol + rtol |e| for a
+  // caller tolerance); +inf for a non-finite error. The worst is the largest ratio, first in
   // row-major order among equals. Indices are flat, row-major in the user's layout.
   double max_ratio = 0;
   std::optional<index_t> worst_ratio_index;
