@@ -131,6 +131,10 @@ def main():
                     assert ('worst element    %s%s' % (name, idx)) in p.stdout, (op, opt, idx,
                                                                                 p.stdout)
                     assert 'failing          1 of' in p.stdout, p.stdout
+                    # the pattern block (by axis here: verify has no geometry facts): one
+                    # element, or every element of a one-element output (a loss)
+                    assert ('  pattern          one element only' in p.stdout or
+                            '  pattern          every element (1 of 1 fail)' in p.stdout), p.stdout
 
         @test
         def compare_default_tolerance_rejects_some_correct_results():

@@ -27,6 +27,7 @@
 #include <cmath>
 
 #include "driver.hpp"
+#include "pattern.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
 #include "tapegrad/kernels/conv2d_exact.hpp"
 #include "tapegrad/kernels/conv2d_ref.hpp"
@@ -513,10 +514,13 @@ OracleReport judge_bound(const Bound& b, const Tensor<T>& actual, const std::str
   OracleOptions o;
   o.tier = opt.tier;
   o.false_fail_probability = opt.false_fail_probability;
-  driver::judge<T>(r, actual, b.exact, b.s, b.k, 0, o, b.probabilistic,
-                   driver::Precisions{storage, accumulate});
+  const auto fail = driver::judge<T>(r, actual, b.exact, b.s, b.k, 0, o, b.probabilistic,
+                                     driver::Precisions{storage, accumulate});
   for (index_t i = 0; i < actual.numel(); ++i)
     if (std::isnan(actual[i])) r.unwritten.push_back(i);  // reported as NaN, see print()
+  // Where the failing elements are, by axis (n, c, h, w by rank: the caller's data carries no
+  // geometry facts such as padding here).
+  r.pattern = driver::failure_pattern(actual.shape(), fail, driver::PatternSpec{});
   return r;
 }
 template <class T>
