@@ -30,6 +30,7 @@
 #include "tapegrad/kernels/pool_fast.hpp"
 #include "tapegrad/kernels/pool_ref.hpp"
 #include "tapegrad/tapegrad.hpp"
+#include "oracle_test_support.hpp"
 
 namespace tapegrad {
 namespace {
@@ -38,11 +39,7 @@ using oracle::GradMode;
 using oracle::OracleOptions;
 using oracle::OracleReport;
 
-std::string printed(const OracleReport& r) {
-  std::ostringstream os;
-  r.print(os);
-  return os.str();
-}
+using tapegrad::test::printed;
 
 // The inputs a check hands its callback, as tensors of their logical shapes.
 template <class T>

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tapegrad/tapegrad.hpp"
+#include "oracle_test_support.hpp"
 
 namespace tapegrad {
 namespace {
@@ -20,11 +21,7 @@ using oracle::Layout;
 using oracle::OracleOptions;
 using oracle::OracleReport;
 
-std::string printed(const OracleReport& r) {
-  std::ostringstream os;
-  r.print(os);
-  return os.str();
-}
+using tapegrad::test::printed;
 bool has_line(const OracleReport& r, const std::string& start) {
   for (const auto& l : r.pattern)
     if (l.rfind(start, 0) == 0) return true;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tapegrad/tapegrad.hpp"
+#include "oracle_test_support.hpp"
 
 namespace tapegrad {
 namespace {
@@ -144,11 +145,7 @@ Conv2dProblem problem(Layout layout, bool bias = true) {
   return pr;
 }
 
-std::string printed(const OracleReport& r) {
-  std::ostringstream os;
-  r.print(os);
-  return os.str();
-}
+using tapegrad::test::printed;
 
 template <class T>
 void expect_correct_kernel_passes(Layout layout) {

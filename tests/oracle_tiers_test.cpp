@@ -23,6 +23,7 @@
 #include "tapegrad/half.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 #include "tapegrad/tapegrad.hpp"
+#include "oracle_test_support.hpp"
 
 namespace tapegrad {
 namespace {
@@ -31,11 +32,7 @@ using oracle::OracleOptions;
 using oracle::OracleReport;
 using oracle::Tier;
 
-std::string printed(const OracleReport& r) {
-  std::ostringstream os;
-  r.print(os);
-  return os.str();
-}
+using tapegrad::test::printed;
 
 const double u32 = std::ldexp(1.0, -24);
 
