@@ -1,9 +1,15 @@
 // Optimizers (train/optimizer.hpp) against values worked by hand.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <stdexcept>
+#include <omp.h>
 
+#include <cmath>
+#include <mutex>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include "tapegrad/net/param_ranges.hpp"
 #include "tapegrad/train/optimizer.hpp"
 
 using namespace tapegrad;
@@ -110,4 +116,90 @@ TEST(Optimizer, BadHyperParametersAreRefused) {
   EXPECT_THROW(Optimizer<double>(OptimConfig{"rmsprop", 0.1}, ps), std::invalid_argument);
   EXPECT_THROW(Optimizer<double>(OptimConfig{"adam", 0.1, 0.9}, ps), std::invalid_argument);
   EXPECT_THROW(Optimizer<double>(OptimConfig{"sgd", NAN}, ps), std::invalid_argument);
+}
+
+// The one parallel loop over a parameter set (net/param_ranges.hpp), which the optimizer's
+// update and the combination's sum run on: every element of every tensor exactly once, each
+// piece inside one tensor, each thread's pieces in tensor order, at any number of threads.
+TEST(ParamRanges, CoverEveryElementOnceAtAnyThreadCount) {
+  const std::vector<index_t> sizes{6, 0, 150, 48000, 1, 10080, 0};  // 58,237: over the threshold
+  const int saved = omp_get_max_threads();
+  for (int threads = 1; threads <= 4; ++threads) {
+    omp_set_num_threads(threads);
+    std::vector<std::vector<int>> seen;
+    for (const index_t n : sizes) seen.emplace_back(static_cast<std::size_t>(n), 0);
+    std::vector<std::vector<std::size_t>> order(8);  // tensor of each piece, per thread
+    std::mutex mu;
+    for_each_param_range(sizes, [&](std::size_t i, index_t b, index_t e) {
+      const std::lock_guard<std::mutex> lock(mu);
+      ASSERT_LT(i, sizes.size());
+      ASSERT_TRUE(0 <= b && b < e && e <= sizes[i]) << i << " [" << b << ", " << e << ")";
+      for (index_t j = b; j < e; ++j) ++seen[i][static_cast<std::size_t>(j)];
+      order[static_cast<std::size_t>(omp_get_thread_num())].push_back(i);
+    });
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      for (index_t j = 0; j < sizes[i]; ++j)
+        ASSERT_EQ(seen[i][static_cast<std::size_t>(j)], 1)
+            << threads << " threads: tensor " << i << " element " << j;
+    std::size_t busy = 0;
+    for (const auto& o : order) {
+      busy += !o.empty();
+      for (std::size_t k = 1; k < o.size(); ++k) EXPECT_LT(o[k - 1], o[k]) << threads << " threads";
+    }
+    EXPECT_EQ(busy, static_cast<std::size_t>(threads));  // the set is large enough to share
+  }
+  // Under 16,384 elements: the calling thread, one piece per non-empty tensor.
+  omp_set_num_threads(4);
+  std::vector<std::tuple<std::size_t, index_t, index_t>> pieces;
+  for_each_param_range(std::vector<index_t>{3, 0, 5}, [&](std::size_t i, index_t b, index_t e) {
+    EXPECT_EQ(omp_get_num_threads(), 1);
+    pieces.emplace_back(i, b, e);
+  });
+  using P = std::tuple<std::size_t, index_t, index_t>;
+  EXPECT_EQ(pieces, (std::vector<P>{P{0, 0, 3}, P{2, 0, 5}}));
+  omp_set_num_threads(saved);
+}
+
+// A set large enough for the parallel loop, updated by sgd with momentum and weight decay and
+// by adam at 1 and 3 threads: the same bits, and (sgd) every element moved by the formula in
+// optimizer.hpp evaluated here in the same order, so no element is skipped or updated twice.
+TEST(Optimizer, WholeSetUpdateIsTheSameBitsAtAnyThreadCount) {
+  auto make = [] {
+    ParamSet<float> ps;
+    Rng rng(7);
+    ps.add("a.w", uniform_tensor<float>(Shape{120, 200}, rng, -1, 1));
+    ps.add("a.b", uniform_tensor<float>(Shape{7}, rng, -1, 1));
+    ps.add("b.w", uniform_tensor<float>(Shape{33, 101}, rng, -1, 1));
+    for (auto& p : ps) p.grad = uniform_tensor<float>(p.value.shape(), rng, -1, 1);
+    return ps;
+  };
+  const int saved = omp_get_max_threads();
+  for (const char* name : {"sgd", "adam"}) {
+    std::vector<ParamSet<float>> after;
+    for (int threads : {1, 3}) {
+      omp_set_num_threads(threads);
+      ParamSet<float> ps = make();
+      OptimConfig cfg{name, 0.125, std::string(name) == "sgd" ? 0.5 : 0.0, 0.25};
+      Optimizer<float> opt(cfg, ps);
+      opt.step(ps);
+      opt.step(ps);  // the momentum / moments of step 1 feed step 2
+      after.push_back(std::move(ps));
+    }
+    const ParamSet<float> start = make();
+    for (std::size_t i = 0; i < start.size(); ++i)
+      for (index_t j = 0; j < start[i].value.numel(); ++j) {
+        ASSERT_EQ(after[0][i].value[j], after[1][i].value[j]) << name << " " << start[i].name << " " << j;
+        if (std::string(name) != "sgd") continue;
+        // two steps with the same gradient g: d1 = g + wd w0, buf = d1, w1 = w0 - lr buf;
+        // d2 = g + wd w1, buf = mom buf + d2, w2 = w1 - lr buf (float, in this order)
+        const float g = start[i].grad[j], w0 = start[i].value[j];
+        const float lr = 0.125f, mom = 0.5f, wd = 0.25f;
+        float d = g + wd * w0, buf = d, w = w0 - lr * buf;
+        d = g + wd * w;
+        buf = mom * buf + d;
+        w = w - lr * buf;
+        ASSERT_EQ(after[0][i].value[j], w) << start[i].name << " " << j;
+      }
+  }
+  omp_set_num_threads(saved);
 }

@@ -1,24 +1,32 @@
 // The optimizers' element-wise updates; see include/tapegrad/train/optimizer.hpp.
 #include "tapegrad/train/optimizer.hpp"
 
+#include "tapegrad/net/param_ranges.hpp"
+
 namespace tapegrad::train {
 
-namespace {
-// Tensors this large update in parallel (lenet5's fc1.w, 48,000 weights, is; its biases are
-// not): below it the parallel region costs more than it saves.
-constexpr index_t parallel_min = 16384;
-}  // namespace
+template <class T>
+void Optimizer<T>::update(ParamSet<T>& params) {
+  // each range writes only its own elements of the values and the state tensors
+  for_each_param_range(params, [&](std::size_t i, index_t b, index_t e) {
+    Tensor<T>& w = params[i].value;
+    const Tensor<T>& g = params[i].grad;
+    if (cfg_.name == "sgd")
+      sgd(w, g, cfg_.momentum > 0 ? &slots_[0].second[i] : nullptr, b, e);
+    else
+      adam(w, g, slots_[0].second[i], slots_[1].second[i], b, e);
+  });
+}
 
 template <class T>
-void Optimizer<T>::sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf) const {
+void Optimizer<T>::sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf, index_t b,
+                       index_t e) const {
   const T lr(cfg_.lr_at(steps_)), wd(cfg_.weight_decay), mom(cfg_.momentum);
   const bool first = steps_ == 1;
   T* pw = w.data();
   const T* pg = g.data();
   T* pb = buf ? buf->data() : nullptr;
-  const index_t n = w.numel();
-#pragma omp parallel for schedule(static) if (n >= parallel_min)
-  for (index_t j = 0; j < n; ++j) {
+  for (index_t j = b; j < e; ++j) {
     T d = pg[j];
     if (cfg_.weight_decay != 0) d = d + wd * pw[j];
     if (pb) {
@@ -30,7 +38,8 @@ void Optimizer<T>::sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf) const {
 }
 
 template <class T>
-void Optimizer<T>::adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v) const {
+void Optimizer<T>::adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v, index_t b,
+                        index_t e) const {
   const double t = static_cast<double>(steps_);
   const T b1(cfg_.beta1), b2(cfg_.beta2), wd(cfg_.weight_decay), eps(cfg_.eps);
   const T one_b1(1 - cfg_.beta1), one_b2(1 - cfg_.beta2);
@@ -40,9 +49,7 @@ void Optimizer<T>::adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T
   const T* pg = g.data();
   T* pm = m.data();
   T* pv = v.data();
-  const index_t n = w.numel();
-#pragma omp parallel for schedule(static) if (n >= parallel_min)
-  for (index_t j = 0; j < n; ++j) {
+  for (index_t j = b; j < e; ++j) {
     T d = pg[j];
     if (cfg_.weight_decay != 0) d = d + wd * pw[j];
     pm[j] = pm[j] * b1 + one_b1 * d;

@@ -93,18 +93,12 @@ class Optimizer {
   // The learning rate the last step used (the first step's before any).
   double lr() const { return cfg_.lr_at(std::max<std::int64_t>(steps_, 1)); }
 
-  // One update of every parameter from its .grad.
+  // One update of every parameter from its .grad (one parallel loop over the whole set:
+  // net/param_ranges.hpp).
   void step(ParamSet<T>& params) {
     check_arg(params.size() == names_.size(), "optimizer", "parameter set changed size");
     ++steps_;
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      Tensor<T>& w = params[i].value;
-      const Tensor<T>& g = params[i].grad;
-      if (cfg_.name == "sgd")
-        sgd(w, g, cfg_.momentum > 0 ? &slots_[0].second[i] : nullptr);
-      else
-        adam(w, g, slots_[0].second[i], slots_[1].second[i]);
-    }
+    update(params);
   }
 
   // The state as named tensors (pointers into the optimizer: load by writing through them).
@@ -120,10 +114,12 @@ class Optimizer {
   }
 
  private:
-  // The element-wise updates (src/train/optimizer.cpp: OpenMP over the elements of large
-  // tensors; each element's arithmetic is the same at any thread count).
-  void sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf) const;
-  void adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v) const;
+  // The element-wise updates (src/train/optimizer.cpp): elements [b, e) of tensor i; each
+  // element's arithmetic is the same whichever thread runs it.
+  void update(ParamSet<T>& params);
+  void sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf, index_t b, index_t e) const;
+  void adam(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v, index_t b,
+            index_t e) const;
 
   OptimConfig cfg_;
   std::vector<std::pair<std::string, std::vector<Tensor<T>>>> slots_;
