@@ -96,12 +96,15 @@ def main():
         def scale_gives_identical_weights_and_writes_csv_and_plot():
             out = p('scale')
             r = run('scale', '--model', 'seed', '--threads', '1,2', '--batch', '16', '--steps', '3',
-                    '--out', out)
+                    '--reps', '2', '--out', out)
             assert r.returncode == 0, r.stdout + r.stderr
             assert 'identical for every thread count: yes' in r.stdout, r.stdout
+            assert '2 reps of 3 steps per thread count' in r.stdout, r.stdout
             rows = list(csv.DictReader(open(os.path.join(out, 'scale.csv'))))
             assert [row['threads'] for row in rows] == ['1', '2'], rows
-            assert float(rows[0]['speedup']) == 1.0
+            assert float(rows[0]['speedup']) == 1.0  # each rep's 1-thread time over itself
+            for row in rows:  # the median of the reps' speedups lies within their range
+                assert float(row['speedup_min']) <= float(row['speedup']) <= float(row['speedup_max']), row
             assert 'conv2d_ms' in rows[0]
             for f in ['scale.svg', 'scale.png']:
                 assert os.path.getsize(os.path.join(out, f)) > 0
@@ -119,6 +122,7 @@ def main():
         def bad_profiling_options_are_one_line_errors():
             expect_bad_input(run('scale', '--threads', '1,,2', '--out', p('x')), '--threads', p('x'))
             expect_bad_input(run('scale', '--threads', '0', '--out', p('x')), '--threads', p('x'))
+            expect_bad_input(run('scale', '--reps', '0', '--out', p('x')), '--reps', p('x'))
             expect_bad_input(run('train', '--model', 'seed', '--trace-steps', '3', '--out', p('x')),
                              '--trace-steps needs --profile', p('x'))
             expect_bad_input(run('peak', '--seconds', '-1'), '--seconds')

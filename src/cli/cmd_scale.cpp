@@ -1,10 +1,11 @@
-// tapegrad scale --model lenet5 [--threads 1,2,4,...] [--batch B] [--steps N] [--dtype T]
-//                [--shards S] [--parallel auto|kernels|shards] [--out DIR]
+// tapegrad scale --model lenet5 [--threads 1,2,4,...] [--batch B] [--steps N] [--reps R]
+//                [--dtype T] [--shards S] [--parallel auto|kernels|shards] [--out DIR]
 // tapegrad scale --ranks 1,2,4 [--threads 1,2] [--reps R] [--mpiexec M] ...: the ranks x
 //                threads sweep of data-parallel training (scale_ranks.hpp)
 //
 // The same training steps (same initial weights, same random data of the model's shape) at
-// each thread count: time per step, speedup and parallel efficiency, and every op's own
+// each thread count, the counts taking turns R times N steps: time per step, speedup and
+// parallel efficiency (medians over the reps of each rep's ratio), and every op's own
 // speedup from the profiler, so the op that scales worst is named. Because the kernels give the
 // same bits for any thread count, the final weights must be identical at every count; the
 // command checks it. Writes DIR/scale.csv and DIR/scale.{svg,png} (speedup against threads).
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -53,40 +55,62 @@ std::vector<int> int_list(const std::string& text, const char* option) {
 
 struct Point {
   int threads = 1;
-  profile::Summary summary;
+  profile::Summary summary;          // every rep's steps
+  std::vector<double> rep_ms;        // ms per step in each rep
   double ms_per_step() const { return summary.steps ? summary.step_s * 1e3 / double(summary.steps) : 0; }
 };
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// One trainer per thread count, all from the same weights on the same data; the counts take
+// turns, `reps` times `steps` steps each, so that a slow spell of a shared machine falls on all
+// of them alike instead of on whichever count ran then (each rep's speedup compares steps
+// timed seconds apart, not minutes).
 template <class T>
 std::vector<Point> sweep(const NetSpec& spec, const std::vector<int>& counts, index_t batch,
-                         index_t steps, index_t warmup, index_t shards, train::Parallel parallel,
-                         bool& identical) {
+                         index_t steps, index_t reps, index_t warmup, index_t shards,
+                         train::Parallel parallel, bool& identical) {
   const Shape out = spec.output_shape(1);
   const bool classes = spec.loss_name() == "cross_entropy";
   const std::vector<index_t> targets(out.dims().begin() + 1, out.dims().end());
-  const data::Dataset d = data::make_random(spec.input, batch * (steps + warmup), classes ? out[1] : 0,
+  const index_t total = steps * reps + warmup;
+  const data::Dataset d = data::make_random(spec.input, batch * total, classes ? out[1] : 0,
                                             classes ? std::vector<index_t>{} : targets, 7);
   Rng rng(1);
   const ParamSet<T> init = init_params<T>(spec, rng);
   train::TrainerOptions opt;
   opt.batch = batch;
-  opt.steps = steps + warmup;
+  opt.steps = total;
   opt.shards = shards;
   opt.parallel = parallel;
   train::OptimConfig optim{"sgd", 0.01, 0.9};
   std::vector<Point> points;
-  std::vector<std::vector<T>> first;
-  identical = true;
+  std::vector<std::unique_ptr<train::Trainer<T>>> trainers;
   for (int t : counts) {
     omp_set_num_threads(t);
-    train::Trainer<T> tr(spec, d, optim, opt, init);
-    for (index_t s = 0; s < warmup; ++s) tr.step();  // first-touch allocation, thread start-up
-    profile::start();
-    for (index_t s = 0; s < steps; ++s) tr.step();
-    profile::stop();
-    points.push_back({t, profile::summarize(profile::collect())});
+    trainers.push_back(std::make_unique<train::Trainer<T>>(spec, d, optim, opt, init));
+    for (index_t s = 0; s < warmup; ++s) trainers.back()->step();  // first-touch, thread start-up
+    points.push_back({t, {}, {}});
+  }
+  for (index_t r = 0; r < reps; ++r)
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      omp_set_num_threads(counts[i]);
+      profile::start();
+      for (index_t s = 0; s < steps; ++s) trainers[i]->step();
+      profile::stop();
+      const profile::Summary sum = profile::summarize(profile::collect());
+      points[i].summary.add(sum);
+      points[i].rep_ms.push_back(sum.steps ? sum.step_s * 1e3 / double(sum.steps) : 0);
+    }
+  identical = true;
+  std::vector<std::vector<T>> first;
+  for (const auto& tr : trainers) {
     std::vector<std::vector<T>> w;
-    for (const auto& p : tr.params()) w.push_back(p.value.vec());
+    for (const auto& p : tr->params()) w.push_back(p.value.vec());
     if (first.empty())
       first = w;
     else if (w != first)
@@ -120,6 +144,7 @@ int run_scale(const ScaleArgs& a) {
   }
   const index_t batch = parse_int(a.batch, "--batch", 1, 1 << 20);
   const index_t steps = parse_int(a.steps, "--steps", 1, 1000000);
+  const index_t reps = parse_int(a.reps, "--reps", 1, 1000);
   const index_t warmup = parse_int(a.warmup, "--warmup", 0, 1000000);
   const index_t shards = parse_int(a.shards, "--shards", 1, 1 << 20);
   const train::Parallel parallel = a.parallel == "kernels"  ? train::Parallel::kernels
@@ -135,49 +160,63 @@ int run_scale(const ScaleArgs& a) {
   }
   const NetSpec spec = parse_spec(text, a.model);
   memory::Estimate est("scale");
-  est.add("the random data set", static_cast<std::uint64_t>(batch * (steps + warmup)),
+  est.add("the random data set", static_cast<std::uint64_t>(batch * (steps * reps + warmup)),
           static_cast<std::uint64_t>(spec.input_shape(1).numel()) * 8, "--batch and --steps");
   est.check();
   const fs::path out = a.out.empty() ? fs::path("out") / ("scale-" + fs::path(a.model).stem().string()) : fs::path(a.out);
   bool identical = true;
   const std::vector<Point> pts = a.dtype == "float"
-                                     ? sweep<float>(spec, counts, batch, steps, warmup, shards, parallel, identical)
-                                     : sweep<double>(spec, counts, batch, steps, warmup, shards, parallel, identical);
+                                     ? sweep<float>(spec, counts, batch, steps, reps, warmup, shards, parallel, identical)
+                                     : sweep<double>(spec, counts, batch, steps, reps, warmup, shards, parallel, identical);
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw BadInput("--out " + quote(out.string()) + ": cannot create (" + ec.message() + ")");
 
-  const double base = pts.front().ms_per_step();
-  std::printf("scale: %s, %s, batch %lld in %lld shard%s (threads: %s), %lld steps per thread "
-              "count (after %lld warm-up), random data\n\n",
+  // Per rep, each count's speedup over the first count in the same rep; shown: the medians
+  // over the reps (and their range), ms per step the median of the reps' own.
+  const Point& base = pts.front();
+  auto speedups = [&](const Point& p) {
+    std::vector<double> v;
+    for (std::size_t r = 0; r < p.rep_ms.size(); ++r) v.push_back(base.rep_ms[r] / p.rep_ms[r]);
+    return v;
+  };
+  std::printf("scale: %s, %s, batch %lld in %lld shard%s (threads: %s), %lld reps of %lld steps "
+              "per thread count, the counts taking turns (after %lld warm-up), random data\n\n",
               a.model.c_str(), a.dtype.c_str(), static_cast<long long>(batch),
               static_cast<long long>(shards), shards == 1 ? "" : "s",
-              train::parallel_name(parallel), static_cast<long long>(steps),
-              static_cast<long long>(warmup));
-  std::printf("%8s %10s %9s %11s\n", "threads", "ms/step", "speedup", "efficiency");
-  std::string csv = "threads,ms_per_step,speedup,efficiency";
+              train::parallel_name(parallel), static_cast<long long>(reps),
+              static_cast<long long>(steps), static_cast<long long>(warmup));
+  std::printf("%8s %10s %9s %11s %15s\n", "threads", "ms/step", "speedup", "efficiency",
+              "speedup range");
+  std::string csv = "threads,ms_per_step,speedup,efficiency,speedup_min,speedup_max";
   for (const auto& op : pts.front().summary.ops) csv += "," + op.name + "_ms";
   csv += "\n";
   Plot plot{"speedup of a " + a.model + " training step", "threads", "speedup over 1 thread", {}, false};
   PlotSeries measured{"measured", {}, {}, false}, ideal{"ideal", {}, {}, false};
   for (const Point& p : pts) {
-    const double sp = base / p.ms_per_step(), eff = sp / (p.threads / double(pts.front().threads));
-    std::printf("%8d %10.3f %9.2f %10.1f%%\n", p.threads, p.ms_per_step(), sp, 100 * eff);
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "%d,%.6f,%.4f,%.4f", p.threads, p.ms_per_step(), sp, eff);
+    const std::vector<double> sps = speedups(p);
+    const double sp = median(sps), eff = sp / (p.threads / double(base.threads));
+    const double lo = *std::min_element(sps.begin(), sps.end());
+    const double hi = *std::max_element(sps.begin(), sps.end());
+    const double ms = median(p.rep_ms);
+    char range[64];
+    std::snprintf(range, sizeof range, "%.2f-%.2f", lo, hi);
+    std::printf("%8d %10.3f %9.2f %10.1f%% %15s\n", p.threads, ms, sp, 100 * eff, range);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%d,%.6f,%.4f,%.4f,%.4f,%.4f", p.threads, ms, sp, eff, lo, hi);
     csv += buf;
     for (const auto& op : pts.front().summary.ops) {
-      double ms = 0;
+      double op_ms = 0;
       for (const auto& o : p.summary.ops)
-        if (o.name == op.name) ms = o.seconds() * 1e3 / double(p.summary.steps);
-      std::snprintf(buf, sizeof buf, ",%.6f", ms);
+        if (o.name == op.name) op_ms = o.seconds() * 1e3 / double(p.summary.steps);
+      std::snprintf(buf, sizeof buf, ",%.6f", op_ms);
       csv += buf;
     }
     csv += "\n";
     measured.x.push_back(p.threads), measured.y.push_back(sp);
-    ideal.x.push_back(p.threads), ideal.y.push_back(p.threads / double(pts.front().threads));
+    ideal.x.push_back(p.threads), ideal.y.push_back(p.threads / double(base.threads));
   }
-  // Per op: ms per step at the first and the last thread count, and its speedup.
+  // Per op: ms per step at the first and the last thread count (all reps), and its speedup.
   const Point& lo = pts.front();
   const Point& hi = pts.back();
   std::printf("\n%-16s %12s %12s %9s %8s\n", "op (fwd+bwd)", (std::to_string(lo.threads) + " thr ms").c_str(),
@@ -214,7 +253,7 @@ void register_scale(CLI::App& app, Action& run) {
   cmd->add_option("--model", a->model, "seed, lenet5 or a spec file (default lenet5)");
   cmd->add_option("--threads", a->threads, "thread counts, e.g. 1,2,4 (default: 1, 2, 4, ... all cores)");
   cmd->add_option("--batch", a->batch, "batch size (default 64)");
-  cmd->add_option("--steps", a->steps, "timed steps per thread count (default 20)");
+  cmd->add_option("--steps", a->steps, "timed steps per thread count and rep (default 20)");
   cmd->add_option("--warmup", a->warmup, "untimed steps first (default 2)");
   cmd->add_option("--dtype", a->dtype, "float | double (default float)");
   cmd->add_option("--shards", a->shards, "shards per batch, as train's --shards (default 4)");
@@ -223,7 +262,7 @@ void register_scale(CLI::App& app, Action& run) {
   cmd->add_option("--out", a->out, "output directory (default out/scale-<model>, with --ranks out/scale-ranks-<model>)");
   cmd->add_option("--ranks", a->ranks, "MPI rank counts, e.g. 1,2,4: the ranks x threads sweep, each run "
                   "under mpirun (built with TAPEGRAD_MPI; --threads then per rank, default 1)");
-  cmd->add_option("--reps", a->reps, "with --ranks: interleaved repetitions, medians shown (default 3)");
+  cmd->add_option("--reps", a->reps, "interleaved repetitions (thread counts, or with --ranks the runs, taking turns); medians shown (default 3)");
   cmd->add_option("--mpiexec", a->mpiexec, "with --ranks: the MPI launcher (default mpirun)");
   cmd->add_option("--data", a->data, "with --ranks: train's --data (default fashion-mnist)");
   cmd->callback([a, &run] { run = [a] { return run_scale(*a); }; });
