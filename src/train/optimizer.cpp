@@ -1,6 +1,8 @@
 // The optimizers' element-wise updates; see include/tapegrad/train/optimizer.hpp.
 #include "tapegrad/train/optimizer.hpp"
 
+#include <type_traits>
+
 #include "tapegrad/net/param_ranges.hpp"
 
 namespace tapegrad::train {
@@ -22,18 +24,36 @@ template <class T>
 void Optimizer<T>::sgd(Tensor<T>& w, const Tensor<T>& g, Tensor<T>* buf, index_t b,
                        index_t e) const {
   const T lr(cfg_.lr_at(steps_)), wd(cfg_.weight_decay), mom(cfg_.momentum);
-  const bool first = steps_ == 1;
-  T* pw = w.data();
-  const T* pg = g.data();
-  T* pb = buf ? buf->data() : nullptr;
-  for (index_t j = b; j < e; ++j) {
-    T d = pg[j];
-    if (cfg_.weight_decay != 0) d = d + wd * pw[j];
-    if (pb) {
-      pb[j] = first ? d : mom * pb[j] + d;
-      d = pb[j];
+  T* __restrict pw = w.data();
+  const T* __restrict pg = g.data();
+  T* __restrict pb = buf ? buf->data() : nullptr;
+  // One loop per case (decay or not, momentum buffer or not, first step or not), so that
+  // each is a branch-free loop the compiler vectorizes; every element's operations are the
+  // same in all of them, so the bits do not depend on the case split or the vector width.
+  auto run = [&](auto decay, auto momentum, auto first) {
+    for (index_t j = b; j < e; ++j) {
+      T d = pg[j];
+      if constexpr (decltype(decay)::value) d = d + wd * pw[j];
+      if constexpr (decltype(momentum)::value) {
+        if constexpr (decltype(first)::value)
+          pb[j] = d;
+        else
+          pb[j] = mom * pb[j] + d;
+        d = pb[j];
+      }
+      pw[j] = pw[j] - lr * d;
     }
-    pw[j] = pw[j] - lr * d;
+  };
+  using yes = std::true_type;
+  using no = std::false_type;
+  const bool decay = cfg_.weight_decay != 0, first = steps_ == 1;
+  if (pb) {
+    if (decay)
+      first ? run(yes{}, yes{}, yes{}) : run(yes{}, yes{}, no{});
+    else
+      first ? run(no{}, yes{}, yes{}) : run(no{}, yes{}, no{});
+  } else {
+    decay ? run(yes{}, no{}, no{}) : run(no{}, no{}, no{});
   }
 }
 
