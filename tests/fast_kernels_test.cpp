@@ -163,6 +163,11 @@ std::vector<PathCase> path_cases() {
       {{96, 2, 27, 27, 2, 2, 2, plain, false}, bwd_weights,
        "lowered-pixels panels=2 tile=8", "lowered-pixels panels=2 tile=8",
        "lowered-pixels panels=2 tap_tiles=1x8 runs=2"},
+      // backward-weights of a single panel whose accumulators fit the L1 cache: the call's
+      // tasks come from runs of 16 images (two, added in run order), not from its tap tiles
+      {{32, 1, 20, 20, 3, 5, 5, {{1, 1}, {2, 2}, {1, 1}, 1}, false}, bwd_weights,
+       "lowered-batch panels=3 tile=8", "lowered-batch panels=1 tile=8",
+       "lowered-batch panels=3 tap_tiles=4x8 runs=2"},
       // backward-data of a pad-0 convolution: dy padded by 4 on every side, tiles skip the
       // kernel rows that only see that padding
       {{2, 6, 14, 14, 16, 5, 5, plain, true}, bwd_data,
@@ -367,7 +372,7 @@ std::vector<ConvCase> determinism_cases() {
   cases.push_back({2, 96, 9, 9, 70, 3, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, false});
   // LeNet conv2 at batch 32: the batch layout in every direction (AVX-512)
   cases.push_back({32, 6, 14, 14, 16, 5, 5, {{1, 1}, {0, 0}, {1, 1}, 1}, true});
-  // LeNet conv1 at batch 64: backward-weights in 2 runs of 2 groups of 16 images (AVX-512)
+  // LeNet conv1 at batch 64: backward-weights in 4 runs of one group of 16 images (AVX-512)
   cases.push_back({64, 1, 28, 28, 6, 5, 5, {{1, 1}, {2, 2}, {1, 1}, 1}, true});
   return cases;
 }
