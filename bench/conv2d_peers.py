@@ -18,10 +18,16 @@ Needs the bench build (`cmake --preset bench && cmake --build --preset bench`) w
 found, and Debian's python3-torch (`./scripts/install-deps.sh --bench` installs both); a peer
 that is missing is reported as such and its columns stay empty.
 
-All three peers run on GNU OpenMP. Unless OMP_WAIT_POLICY is set, the script sets it to
-`passive` for all of them: on a machine shared with other work, threads that spin while they
-wait take the core the working thread needs (a lenet5 step at 2 threads took 568 ms instead of
-8 ms with the default policy at load 6 on 2 cores).
+All three peers run on GNU OpenMP. Unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, the
+script sets OMP_WAIT_POLICY to `passive` for all of them: on a machine shared with other work,
+threads that spin while they wait take the core the working thread needs (a lenet5 step at 2
+threads took 568 ms instead of 8 ms with the default policy at load 6 on 2 cores). Passive
+threads sleep at every barrier, though, and waking one costs about 50 us on the 2-core VM,
+which is most of a LeNet-sized call at 2 threads (0.1-0.3 ms). On a quiet machine, measure
+2-thread scaling with GOMP_SPINCOUNT=10000000 instead: threads spin between back-to-back calls
+and sleep after some milliseconds idle, so PyTorch's threads in this process do not spin
+through the other peers' turns (OMP_WAIT_POLICY=active makes them spin forever, and the large
+shapes' 2-thread cells then measured 0.8x one thread for tapegrad and oneDNN).
 """
 import argparse
 import json
@@ -31,7 +37,8 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before torch loads libgomp; see above
+if "GOMP_SPINCOUNT" not in os.environ:  # before torch loads libgomp; see above
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 SHAPES = {  # name: (N, C, H, W, K, R, S, stride, pad)
     "lenet1": ("LeNet conv1", (64, 1, 28, 28, 6, 5, 5, 1, 2)),
@@ -226,7 +233,8 @@ def main():
         return None if not v else flops_of(SHAPES[s][1]) / (statistics.median(v) * 1e-3) / 1e9
 
     print(f"conv2d, GFLOP/s (median of {a.rounds} rounds, peers interleaved), {cpu_name()}, "
-          f"{os.cpu_count()} logical CPUs, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+          f"{os.cpu_count()} logical CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '(unset)')}, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     if peak:
         print(f"one core's FMA peak ({peak['isa']}): {peak['float_gflops']} GFLOP/s float, "
