@@ -161,8 +161,9 @@ TEST(ParamRanges, CoverEveryElementOnceAtAnyThreadCount) {
 }
 
 // A set large enough for the parallel loop, updated by sgd with momentum and weight decay and
-// by adam at 1 and 3 threads: the same bits, and (sgd) every element moved by the formula in
-// optimizer.hpp evaluated here in the same order, so no element is skipped or updated twice.
+// by adam at 1 and 3 threads: the same bits, and every element moved by the formula in
+// optimizer.hpp evaluated here element by element in the same order (scalar code), so no
+// element is skipped or updated twice and the vectorized loops round as the scalar ones do.
 TEST(Optimizer, WholeSetUpdateIsTheSameBitsAtAnyThreadCount) {
   auto make = [] {
     ParamSet<float> ps;
@@ -189,15 +190,35 @@ TEST(Optimizer, WholeSetUpdateIsTheSameBitsAtAnyThreadCount) {
     for (std::size_t i = 0; i < start.size(); ++i)
       for (index_t j = 0; j < start[i].value.numel(); ++j) {
         ASSERT_EQ(after[0][i].value[j], after[1][i].value[j]) << name << " " << start[i].name << " " << j;
-        if (std::string(name) != "sgd") continue;
-        // two steps with the same gradient g: d1 = g + wd w0, buf = d1, w1 = w0 - lr buf;
-        // d2 = g + wd w1, buf = mom buf + d2, w2 = w1 - lr buf (float, in this order)
         const float g = start[i].grad[j], w0 = start[i].value[j];
-        const float lr = 0.125f, mom = 0.5f, wd = 0.25f;
-        float d = g + wd * w0, buf = d, w = w0 - lr * buf;
-        d = g + wd * w;
-        buf = mom * buf + d;
-        w = w - lr * buf;
+        const float lr = 0.125f, wd = 0.25f;
+        float w = w0;
+        if (std::string(name) == "sgd") {
+          // two steps with the same gradient g: d1 = g + wd w0, buf = d1, w1 = w0 - lr buf;
+          // d2 = g + wd w1, buf = mom buf + d2, w2 = w1 - lr buf (float, in this order)
+          const float mom = 0.5f;
+          float d = g + wd * w0, buf = d;
+          w = w0 - lr * buf;
+          d = g + wd * w;
+          buf = mom * buf + d;
+          w = w - lr * buf;
+        } else {
+          // adam, PyTorch's update as optimizer.hpp states it, steps t = 1, 2 (the bias
+          // corrections in double, rounded once to float):
+          //   d = g + wd w;  m = b1 m + (1 - b1) d;  v = b2 v + (1 - b2) d^2;
+          //   w = w - (lr / (1 - b1^t)) * (m / (sqrt(v) / sqrt(1 - b2^t) + eps))
+          const float b1 = 0.9f, b2 = 0.999f, one_b1 = float(1 - 0.9), one_b2 = float(1 - 0.999);
+          float m = 0, v = 0;
+          for (int t = 1; t <= 2; ++t) {
+            const float step = float(0.125 / (1 - std::pow(0.9, t)));
+            const float bc2_sqrt = float(std::sqrt(1 - std::pow(0.999, t)));
+            const float d = g + wd * w;
+            m = m * b1 + one_b1 * d;
+            v = v * b2 + one_b2 * (d * d);
+            const float denom = std::sqrt(v) / bc2_sqrt + 1e-8f;
+            w = w - step * (m / denom);
+          }
+        }
         ASSERT_EQ(after[0][i].value[j], w) << start[i].name << " " << j;
       }
   }
