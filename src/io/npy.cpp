@@ -164,29 +164,52 @@ class HeaderParser {
   std::size_t i_ = 0;
 };
 
+// Every dtype this reader and writer know, once: its descr kind (after the byte-order
+// character), its NumPy / ml_dtypes name, the name the errors show, and its element size.
+struct DtypeFacts {
+  NpyDtype dtype;
+  const char* descr;  // as written: '<' + kind
+  const char* name;
+  const char* shown;
+  std::size_t size;
+};
+constexpr DtypeFacts dtype_table[] = {
+    {NpyDtype::f4, "<f4", "float32", "float32", 4},
+    {NpyDtype::f8, "<f8", "float64", "float64", 8},
+    {NpyDtype::i8, "<i8", "int64", "int64", 8},
+    {NpyDtype::f2, "<f2", "float16", "float16", 2},
+    {NpyDtype::bf16, "<V2", "bfloat16", "ml_dtypes bfloat16", 2},
+    {NpyDtype::u2, "<u2", "uint16", "uint16", 2},
+};
+const DtypeFacts& facts(NpyDtype d) {
+  for (const DtypeFacts& f : dtype_table)
+    if (f.dtype == d) return f;
+  return dtype_table[1];  // unreachable: every enumerator has a row
+}
+
 NpyDtype parse_descr(const std::string& d, std::string_view name) {
   auto unsupported = [&](const std::string& why) -> NpyDtype {
-    bad(name, "unsupported dtype " + quote(d) + why +
-                  "; expected '<f4' (float32), '<f8' (float64), '<i8' (int64), '<f2' "
-                  "(float16), '<V2' (ml_dtypes bfloat16) or '<u2' (uint16)");
+    std::string expected;
+    for (const DtypeFacts& f : dtype_table) {
+      if (!expected.empty()) expected += &f == std::end(dtype_table) - 1 ? " or " : ", ";
+      expected += std::string("'") + f.descr + "' (" + f.shown + ")";
+    }
+    bad(name, "unsupported dtype " + quote(d) + why + "; expected " + expected);
   };
   if (d == "bfloat16") return NpyDtype::bf16;  // a header written with str(dtype)
   if (d.size() != 3) return unsupported("");
   const char order = d[0];
   const std::string kind = d.substr(1);
-  if (kind != "f4" && kind != "f8" && kind != "i8" && kind != "f2" && kind != "V2" &&
-      kind != "u2")
-    return unsupported("");
+  const DtypeFacts* f = nullptr;
+  for (const DtypeFacts& row : dtype_table)
+    if (kind == row.descr + 1) f = &row;
+  if (!f) return unsupported("");
   if (order == '>') return unsupported(" (big-endian)");
   // '=' is native order, little-endian here (asserted above); '|' means "not applicable",
   // which NumPy only writes for 1-byte types and void ones, so it is valid for V2 alone.
-  if (order != '<' && order != '=' && !(order == '|' && kind == "V2")) return unsupported("");
-  return kind == "f4"   ? NpyDtype::f4
-         : kind == "f8" ? NpyDtype::f8
-         : kind == "i8" ? NpyDtype::i8
-         : kind == "f2" ? NpyDtype::f2
-         : kind == "V2" ? NpyDtype::bf16
-                        : NpyDtype::u2;
+  if (order != '<' && order != '=' && !(order == '|' && f->dtype == NpyDtype::bf16))
+    return unsupported("");
+  return f->dtype;
 }
 
 std::string shape_tuple(const Shape& s) {
@@ -299,56 +322,9 @@ float round_to_bfloat16(const f50& x) {
   return tapegrad::round_to_bfloat16(round_to_odd_float(x));
 }
 
-const char* dtype_name(NpyDtype d) {
-  switch (d) {
-    case NpyDtype::f4:
-      return "float32";
-    case NpyDtype::f8:
-      return "float64";
-    case NpyDtype::i8:
-      return "int64";
-    case NpyDtype::f2:
-      return "float16";
-    case NpyDtype::bf16:
-      return "bfloat16";
-    case NpyDtype::u2:
-      return "uint16";
-  }
-  return "?";
-}
-
-const char* dtype_descr(NpyDtype d) {
-  switch (d) {
-    case NpyDtype::f4:
-      return "<f4";
-    case NpyDtype::f8:
-      return "<f8";
-    case NpyDtype::i8:
-      return "<i8";
-    case NpyDtype::f2:
-      return "<f2";
-    case NpyDtype::bf16:
-      return "<V2";
-    case NpyDtype::u2:
-      return "<u2";
-  }
-  return "?";
-}
-
-std::size_t dtype_size(NpyDtype d) {
-  switch (d) {
-    case NpyDtype::f4:
-      return 4;
-    case NpyDtype::f8:
-    case NpyDtype::i8:
-      return 8;
-    case NpyDtype::f2:
-    case NpyDtype::bf16:
-    case NpyDtype::u2:
-      return 2;
-  }
-  return 8;
-}
+const char* dtype_name(NpyDtype d) { return facts(d).name; }
+const char* dtype_descr(NpyDtype d) { return facts(d).descr; }
+std::size_t dtype_size(NpyDtype d) { return facts(d).size; }
 
 namespace {
 
