@@ -78,33 +78,31 @@ std::uint64_t ulp_distance(double a, double b, UlpPrecision p) {
   return 0;
 }
 
-const char* precision_name(UlpPrecision p) {
-  switch (p) {
-    case UlpPrecision::float32: return "float32";
-    case UlpPrecision::float64: return "float64";
-    case UlpPrecision::float16: return "float16";
-    case UlpPrecision::bfloat16: return "bfloat16";
-  }
-  return "?";
+namespace {
+// Every precision's facts, once: its name, its significand bits (the unit roundoff is 2^-bits)
+// and the printf format that prints its values round-trip.
+struct PrecisionFacts {
+  UlpPrecision precision;
+  const char* name;
+  int bits;
+  const char* format;
+};
+constexpr PrecisionFacts precision_table[] = {
+    {UlpPrecision::float32, "float32", 24, "%.9g"},
+    {UlpPrecision::float64, "float64", 53, "%.17g"},
+    {UlpPrecision::float16, "float16", 11, "%.5g"},
+    {UlpPrecision::bfloat16, "bfloat16", 8, "%.4g"},
+};
+const PrecisionFacts& facts(UlpPrecision p) {
+  for (const PrecisionFacts& f : precision_table)
+    if (f.precision == p) return f;
+  return precision_table[1];  // unreachable: every enumerator has a row
 }
-double precision_unit_roundoff(UlpPrecision p) {
-  switch (p) {
-    case UlpPrecision::float32: return std::ldexp(1.0, -24);
-    case UlpPrecision::float64: return std::ldexp(1.0, -53);
-    case UlpPrecision::float16: return std::ldexp(1.0, -11);
-    case UlpPrecision::bfloat16: return std::ldexp(1.0, -8);
-  }
-  return 0;
-}
-const char* precision_format(UlpPrecision p) {
-  switch (p) {
-    case UlpPrecision::float32: return "%.9g";
-    case UlpPrecision::float64: return "%.17g";
-    case UlpPrecision::float16: return "%.5g";
-    case UlpPrecision::bfloat16: return "%.4g";
-  }
-  return "%.17g";
-}
+}  // namespace
+
+const char* precision_name(UlpPrecision p) { return facts(p).name; }
+double precision_unit_roundoff(UlpPrecision p) { return std::ldexp(1.0, -facts(p).bits); }
+const char* precision_format(UlpPrecision p) { return facts(p).format; }
 
 double default_rtol(UlpPrecision p) { return 8 * precision_unit_roundoff(p); }
 
