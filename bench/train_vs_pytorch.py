@@ -4,13 +4,16 @@ run: seconds of training per epoch (the steps alone, no evaluation) at each thre
 ratio, and each one's 2-threads-over-1 speedup. The PyTorch side is bench/lenet5_pytorch.py.
 
     /usr/bin/python3 bench/train_vs_pytorch.py build/release/tapegrad [--epochs 1] [--threads 1,2]
-        [--lr 0.01] [--lr-schedule constant|cosine]
+        [--rounds 3] [--lr 0.01] [--lr-schedule constant|cosine]
 
 The default recipe is the issue's peer recipe (lr 0.01, constant); tapegrad train's own lenet5
 default is --lr 0.05 --lr-schedule cosine (pass those to compare on it).
 
-Stop other work on the machine first: the two programs run one after the other, so load that
-changes during the run changes the ratio.
+The runs take turns: each of --rounds rounds trains once at every thread count with each
+program, so a slow spell of a shared machine falls on every cell alike rather than on
+whichever ran in that minute. Each ratio shown is the median of the rounds' own ratios (each
+comparing runs made seconds apart), with its range; the seconds are the medians of the
+rounds' per-epoch bests. Stop other work on the machine first.
 """
 import argparse
 import json
@@ -42,29 +45,55 @@ def pytorch_epoch(a, threads):
     return last['seconds_per_epoch'], last['test_accuracy'], last['torch']
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def spread(v):
+    return '%.2f (%.2f-%.2f)' % (median(v), min(v), max(v))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('tapegrad')
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--threads', default='1,2')
+    ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--lr', type=float, default=0.01)
     ap.add_argument('--lr-schedule', choices=['constant', 'cosine'], default='constant')
     a = ap.parse_args()
+    if a.rounds < 1 or a.epochs < 1:
+        ap.error('--rounds and --epochs must be at least 1')
     counts = [int(t) for t in a.threads.split(',')]
-    rows = []
+    # cells[t] = list over rounds of (tapegrad s, PyTorch s, tapegrad acc, PyTorch acc)
+    cells = {t: [] for t in counts}
+    version = '?'
     with tempfile.TemporaryDirectory() as tmp:
-        for t in counts:
-            tg, tg_acc = tapegrad_epoch(os.path.abspath(a.tapegrad), a, t, os.path.join(tmp, str(t)))
-            pt, pt_acc, version = pytorch_epoch(a, t)
-            rows.append((t, min(tg), min(pt), tg_acc, pt_acc))
+        for r in range(a.rounds):
+            for t in counts:
+                tg, tg_acc = tapegrad_epoch(os.path.abspath(a.tapegrad), a, t, os.path.join(tmp, '%d-%d' % (r, t)))
+                pt, pt_acc, version = pytorch_epoch(a, t)
+                cells[t].append((min(tg), min(pt), tg_acc, pt_acc))
+                print('round %d, %d thread(s): tapegrad %.2f s, PyTorch %.2f s' % (r + 1, t, min(tg), min(pt)),
+                      file=sys.stderr, flush=True)
     print('LeNet-5 on Fashion-MNIST, float32, batch 64, SGD momentum 0.9, lr %g (%s); training '
-          'seconds per epoch (best of %d), PyTorch %s' % (a.lr, a.lr_schedule, a.epochs, version))
-    print('%8s %14s %14s %12s %16s' % ('threads', 'tapegrad s', 'PyTorch s', 'tg / torch', 'test acc tg/pt'))
-    for t, tg, pt, ta, pa in rows:
-        print('%8d %14.2f %14.2f %12.2f %8.2f%% %6.2f%%' % (t, tg, pt, tg / pt, 100 * ta, 100 * pa))
-    if len(rows) > 1:
-        print('speedup %d threads over %d: tapegrad %.2f, PyTorch %.2f' % (
-            rows[-1][0], rows[0][0], rows[0][1] / rows[-1][1], rows[0][2] / rows[-1][2]))
+          'seconds per epoch (best of %d), %d rounds taking turns, PyTorch %s' % (
+              a.lr, a.lr_schedule, a.epochs, a.rounds, version))
+    print('%8s %12s %12s %22s %16s' % ('threads', 'tapegrad s', 'PyTorch s', 'tg / torch (range)',
+                                       'test acc tg/pt'))
+    for t in counts:
+        c = cells[t]
+        print('%8d %12.2f %12.2f %22s %8.2f%% %6.2f%%' % (
+            t, median([x[0] for x in c]), median([x[1] for x in c]), spread([x[0] / x[1] for x in c]),
+            100 * c[-1][2], 100 * c[-1][3]))
+    if len(counts) > 1:
+        lo, hi = counts[0], counts[-1]
+        tg = [cells[lo][r][0] / cells[hi][r][0] for r in range(a.rounds)]
+        pt = [cells[lo][r][1] / cells[hi][r][1] for r in range(a.rounds)]
+        print('speedup %d threads over %d (median of the rounds, range): tapegrad %s, PyTorch %s' % (
+            hi, lo, spread(tg), spread(pt)))
     return 0
 
 
