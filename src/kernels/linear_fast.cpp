@@ -28,10 +28,12 @@ constexpr double min_parallel_flops = 1e6;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-// C (M x N, ldc, already initialized) += A * B, A given by a(m, kk), B row-major (ldb).
+// C (M x N, ldc) = A * B (accumulate: C += A * B, C initialized), A given by a(m, kk), B
+// row-major (ldb). Without accumulate the first block of the reduction writes C, so C needs no
+// zeroing first (backward-weights' dw is as large as w: zeroing it was a quarter of the call).
 template <class T, class F>
 void gemm(index_t m_count, index_t n_count, index_t kd, F a, const T* b, index_t ldb, T* c,
-          index_t ldc) {
+          index_t ldc, bool accumulate) {
   const MicroKernels<T>& mk = micro_kernels<T>();
   const index_t panels = ceil_div(m_count, mk.mr), panel_stride = kd * mk.mr;
   T* apack = scratch<T>(0, panels * panel_stride);
@@ -45,7 +47,8 @@ void gemm(index_t m_count, index_t n_count, index_t kd, F a, const T* b, index_t
     for (index_t kk0 = 0; kk0 < kd; kk0 += kc_rows) {
       const index_t rows = std::min(kc_rows, kd - kk0);
       detail::outer_block(mk, mi, nj, rows, apack + (i0 / mk.mr) * panel_stride + kk0 * mk.mr,
-                          panel_stride, b + kk0 * ldb + j0, ldb, c + i0 * ldc + j0, ldc, true);
+                          panel_stride, b + kk0 * ldb + j0, ldb, c + i0 * ldc + j0, ldc,
+                          accumulate || kk0 > 0);
     }
   }
 }
@@ -69,7 +72,7 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
     for (index_t o = 0; o < g.out; ++o) yd[n * g.out + o] = b ? (*b)[o] : T(0);
   const T* xd = x.data();
   gemm<T>(g.n, g.out, g.in, [&](index_t n, index_t i) { return xd[n * g.in + i]; }, wt, g.out,
-          yd, g.out);
+          yd, g.out, /*accumulate=*/true);  // onto the bias
 }
 
 template <class T>
@@ -77,10 +80,9 @@ void backward_data_into(const LinearGeom& g, const Tensor<T>& dy, const Tensor<T
                         Tensor<T>& dx) {
   assert(dy.shape() == g.y_shape() && w.shape() == g.w_shape());
   if (dx.shape() != g.x_shape()) dx = Tensor<T>(g.x_shape());
-  dx.fill(T(0));
   const T* dyd = dy.data();
   gemm<T>(g.n, g.in, g.out, [&](index_t n, index_t o) { return dyd[n * g.out + o]; }, w.data(),
-          g.in, dx.data(), g.in);
+          g.in, dx.data(), g.in, /*accumulate=*/false);
 }
 
 template <class T>
@@ -88,10 +90,9 @@ void backward_weights_into(const LinearGeom& g, const Tensor<T>& x, const Tensor
                            Tensor<T>& dw) {
   assert(x.shape() == g.x_shape() && dy.shape() == g.y_shape());
   if (dw.shape() != g.w_shape()) dw = Tensor<T>(g.w_shape());
-  dw.fill(T(0));
   const T* dyd = dy.data();
   gemm<T>(g.out, g.in, g.n, [&](index_t o, index_t n) { return dyd[n * g.out + o]; }, x.data(),
-          g.in, dw.data(), g.in);
+          g.in, dw.data(), g.in, /*accumulate=*/false);
 }
 
 // db[o] = sum_n dy[n, o] in increasing n, as the reference (the same bits); the loop runs over
