@@ -375,7 +375,7 @@ const MicroKernels<double>& micro_kernels_f64() {
 template <class T>
 void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
                  const T* a, index_t a_panel_stride, const T* b, index_t ldb, T* c, index_t ldc,
-                 bool acc) {
+                 bool acc, bool b_padded) {
   const int mr = mk.mr, nr = mk.nr;
   T tile[16 * 48];  // largest mr x nr
   T* bpad = nullptr;
@@ -383,7 +383,7 @@ void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, in
     const index_t nj = std::min<index_t>(nr, n_count - j0);
     const T* bs = b + j0;
     index_t lb = ldb;
-    if (nj < nr) {  // tail strip: copy into a zero-padded kd x nr strip
+    if (nj < nr && !b_padded) {  // tail strip: copy into a zero-padded kd x nr strip
       if (!bpad) bpad = scratch<T>(3, kd * nr);
       for (index_t kk = 0; kk < kd; ++kk)
         for (int j = 0; j < nr; ++j) bpad[kk * nr + j] = j < nj ? b[kk * ldb + j0 + j] : T(0);
@@ -410,10 +410,10 @@ void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, in
 
 template void outer_block<float>(const MicroKernels<float>&, index_t, index_t, index_t,
                                  const float*, index_t, const float*, index_t, float*, index_t,
-                                 bool);
+                                 bool, bool);
 template void outer_block<double>(const MicroKernels<double>&, index_t, index_t, index_t,
                                   const double*, index_t, const double*, index_t, double*,
-                                  index_t, bool);
+                                  index_t, bool, bool);
 
 }  // namespace tapegrad::fast::detail
 

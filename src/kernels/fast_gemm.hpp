@@ -131,10 +131,13 @@ void pack_a(index_t m_count, index_t kd, int mr, T* out, F f) {
 
 // C[M x N] (ldc) = (acc ? C : 0) + A[M x kd] * B[kd x N] over ONE block of the reduction:
 // A packed by pack_a (panel stride a_panel_stride elements, this block's first row at a),
-// B row-major (ldb). Partial tiles go through a temporary tile, so B and C need no padding.
+// B row-major (ldb). Partial tiles go through a temporary tile, so C needs no padding, and
+// neither does B: a last strip of fewer than nr columns is copied, zero-padded, by each call,
+// unless b_padded says B's rows already run on to a whole strip (ldb >= N rounded up to nr,
+// the extra columns finite, zero for instance: they only feed the tile's discarded columns).
 template <class T>
 void outer_block(const MicroKernels<T>& mk, index_t m_count, index_t n_count, index_t kd,
                  const T* a, index_t a_panel_stride, const T* b, index_t ldb, T* c, index_t ldc,
-                 bool acc);
+                 bool acc, bool b_padded = false);
 
 }  // namespace tapegrad::fast::detail

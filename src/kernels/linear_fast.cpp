@@ -31,9 +31,10 @@ index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 // C (M x N, ldc) = A * B (accumulate: C += A * B, C initialized), A given by a(m, kk), B
 // row-major (ldb). Without accumulate the first block of the reduction writes C, so C needs no
 // zeroing first (backward-weights' dw is as large as w: zeroing it was a quarter of the call).
+// b_padded: as detail::outer_block's (B's rows run on, zero, to a whole number of strips).
 template <class T, class F>
 void gemm(index_t m_count, index_t n_count, index_t kd, F a, const T* b, index_t ldb, T* c,
-          index_t ldc, bool accumulate) {
+          index_t ldc, bool accumulate, bool b_padded = false) {
   const MicroKernels<T>& mk = micro_kernels<T>();
   const index_t panels = ceil_div(m_count, mk.mr), panel_stride = kd * mk.mr;
   T* apack = scratch<T>(0, panels * panel_stride);
@@ -48,7 +49,7 @@ void gemm(index_t m_count, index_t n_count, index_t kd, F a, const T* b, index_t
       const index_t rows = std::min(kc_rows, kd - kk0);
       detail::outer_block(mk, mi, nj, rows, apack + (i0 / mk.mr) * panel_stride + kk0 * mk.mr,
                           panel_stride, b + kk0 * ldb + j0, ldb, c + i0 * ldc + j0, ldc,
-                          accumulate || kk0 > 0);
+                          accumulate || kk0 > 0, b_padded);
     }
   }
 }
@@ -60,19 +61,25 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
   const T* wd = w.data();
-  T* wt = scratch<T>(1, g.in * g.out);  // w^T, in x out: L x L vector transposes, then edges
+  // w^T, in x out, by L x L vector transposes and then the edges, its rows zero-padded to a
+  // whole number of micro-kernel strips (ld), so that the GEMM reads its last strip in place
+  // instead of copying it, zero-padded, per task and block (lenet5's fc1, 120 columns: a copy
+  // of 400 x 48 per call)
+  const index_t nr = micro_kernels<T>().nr, ld = ceil_div(g.out, nr) * nr;
+  T* wt = scratch<T>(1, g.in * ld);
   const auto& lk = detail::lowered_kernels<T>();
   const index_t L = lk.lanes, ob = g.out / L * L, ib = g.in / L * L;
   for (index_t o = 0; o < ob; o += L)
-    for (index_t i = 0; i < ib; i += L) lk.transpose(wd + o * g.in + i, g.in, wt + i * g.out + o, g.out);
+    for (index_t i = 0; i < ib; i += L) lk.transpose(wd + o * g.in + i, g.in, wt + i * ld + o, ld);
   for (index_t o = 0; o < g.out; ++o)
-    for (index_t i = o < ob ? ib : 0; i < g.in; ++i) wt[i * g.out + o] = wd[o * g.in + i];
+    for (index_t i = o < ob ? ib : 0; i < g.in; ++i) wt[i * ld + o] = wd[o * g.in + i];
+  for (index_t i = 0; i < g.in; ++i) std::fill(wt + i * ld + g.out, wt + (i + 1) * ld, T(0));
   T* yd = y.data();
   for (index_t n = 0; n < g.n; ++n)
     for (index_t o = 0; o < g.out; ++o) yd[n * g.out + o] = b ? (*b)[o] : T(0);
   const T* xd = x.data();
-  gemm<T>(g.n, g.out, g.in, [&](index_t n, index_t i) { return xd[n * g.in + i]; }, wt, g.out,
-          yd, g.out, /*accumulate=*/true);  // onto the bias
+  gemm<T>(g.n, g.out, g.in, [&](index_t n, index_t i) { return xd[n * g.in + i]; }, wt, ld,
+          yd, g.out, /*accumulate=*/true, /*b_padded=*/true);  // onto the bias
 }
 
 template <class T>
