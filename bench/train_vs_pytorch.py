@@ -10,7 +10,7 @@ The default recipe is the issue's peer recipe (lr 0.01, constant); tapegrad trai
 default is --lr 0.05 --lr-schedule cosine (pass those to compare on it).
 
 The runs take turns: each of --rounds rounds trains once at every thread count with each
-program, so a slow spell of a shared machine falls on every cell alike rather than on
+program (tapegrad's counts back to back, then PyTorch's), so a slow spell of a shared machine falls on every cell alike rather than on
 whichever ran in that minute. Each ratio shown is the median of the rounds' own ratios (each
 comparing runs made seconds apart), with its range; the seconds are the medians of the
 rounds' per-epoch bests. Stop other work on the machine first.
@@ -72,12 +72,18 @@ def main():
     version = '?'
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
+            # each program's thread counts back to back, so that its speedup compares runs
+            # seconds apart; the other program's runs come before or after, never between
+            tg = {t: tapegrad_epoch(os.path.abspath(a.tapegrad), a, t, os.path.join(tmp, '%d-%d' % (r, t)))
+                  for t in counts}
+            pt = {}
             for t in counts:
-                tg, tg_acc = tapegrad_epoch(os.path.abspath(a.tapegrad), a, t, os.path.join(tmp, '%d-%d' % (r, t)))
-                pt, pt_acc, version = pytorch_epoch(a, t)
-                cells[t].append((min(tg), min(pt), tg_acc, pt_acc))
-                print('round %d, %d thread(s): tapegrad %.2f s, PyTorch %.2f s' % (r + 1, t, min(tg), min(pt)),
-                      file=sys.stderr, flush=True)
+                pt[t] = pytorch_epoch(a, t)
+                version = pt[t][2]
+            for t in counts:
+                cells[t].append((min(tg[t][0]), min(pt[t][0]), tg[t][1], pt[t][1]))
+                print('round %d, %d thread(s): tapegrad %.2f s, PyTorch %.2f s' % (
+                    r + 1, t, cells[t][-1][0], cells[t][-1][1]), file=sys.stderr, flush=True)
     print('LeNet-5 on Fashion-MNIST, float32, batch 64, SGD momentum 0.9, lr %g (%s); training '
           'seconds per epoch (best of %d), %d rounds taking turns, PyTorch %s' % (
               a.lr, a.lr_schedule, a.epochs, a.rounds, version))
