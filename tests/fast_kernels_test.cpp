@@ -568,6 +568,22 @@ void check_pool(const Pool2dParams& prm, const Shape& xs, bool with_ties) {
   EXPECT_TRUE(same_bits(fast::avg_pool2d_forward(g, x), ref::avg_pool2d_forward(g, x))) << what;
   EXPECT_TRUE(same_bits(fast::avg_pool2d_backward(g, dy), ref::avg_pool2d_backward(g, dy)))
       << what;
+  // The _into forms reuse their output (a training step's buffers): every element must be
+  // written, so outputs start full of NaN here (a cell left unwritten keeps its NaN).
+  Tensor<T> y(g.y_shape()), dx(g.x_shape());
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  y.fill(nan);
+  fast::max_pool2d_forward_into(g, x, y);
+  EXPECT_TRUE(same_bits(y, ref::max_pool2d_forward(g, x))) << "into " << what;
+  dx.fill(nan);
+  fast::max_pool2d_backward_into(g, x, dy, dx);
+  EXPECT_TRUE(same_bits(dx, ref::max_pool2d_backward(g, x, dy))) << "into " << what;
+  y.fill(nan);
+  fast::avg_pool2d_forward_into(g, x, y);
+  EXPECT_TRUE(same_bits(y, ref::avg_pool2d_forward(g, x))) << "into " << what;
+  dx.fill(nan);
+  fast::avg_pool2d_backward_into(g, dy, dx);
+  EXPECT_TRUE(same_bits(dx, ref::avg_pool2d_backward(g, dy))) << "into " << what;
 }
 
 TEST(FastPool2d, EqualsReferenceBitwiseIncludingTies) {

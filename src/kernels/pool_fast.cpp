@@ -61,10 +61,10 @@ namespace isa_avx512 {
 
 #define TG_AVX512 [[gnu::target("avx512f,avx512vl,avx512dq,avx2")]]
 #define TG_AVX2 [[gnu::target("avx2")]]
-#define TG_MAX2X2(ISA, ATTR, T, L)                                                         \
-  ATTR void max2x2_##ISA(const T* r0, const T* r1, index_t nq, T* y, const T* dy, T* d0,   \
-                         T* d1) {                                                          \
-    isa_##ISA::max2x2_row<T, L>(r0, r1, nq, y, dy, d0, d1);                                \
+#define TG_MAX2X2(ISA, ATTR, T, L)                                                          \
+  ATTR void max2x2_##ISA(const T* xp, index_t h, index_t w, index_t np, index_t nq, T* y,   \
+                         const T* dy, T* dx) {                                              \
+    isa_##ISA::max2x2_plane<T, L>(xp, h, w, np, nq, y, dy, dx);                             \
   }
 TG_MAX2X2(avx512, TG_AVX512, float, 16)
 TG_MAX2X2(avx2, TG_AVX2, float, 8)
@@ -76,12 +76,13 @@ TG_MAX2X2(sse, , double, 2)
 #undef TG_AVX512
 #undef TG_AVX2
 
+// One plane of the 2x2 / stride 2 max pool (see max2x2_plane in pool_max2x2.inc).
 template <class T>
-void max2x2_vector(const T* r0, const T* r1, index_t nq, T* y, const T* dy, T* d0, T* d1) {
+void max2x2_vector(const Pool2dGeom& g, const T* xp, T* y, const T* dy, T* dx) {
   switch (detail::isa_level()) {
-    case 2: return max2x2_avx512(r0, r1, nq, y, dy, d0, d1);
-    case 1: return max2x2_avx2(r0, r1, nq, y, dy, d0, d1);
-    default: return max2x2_sse(r0, r1, nq, y, dy, d0, d1);
+    case 2: return max2x2_avx512(xp, g.h, g.w, g.p, g.q, y, dy, dx);
+    case 1: return max2x2_avx2(xp, g.h, g.w, g.p, g.q, y, dy, dx);
+    default: return max2x2_sse(xp, g.h, g.w, g.p, g.q, y, dy, dx);
   }
 }
 
@@ -102,10 +103,7 @@ void max_forward_into(const Pool2dGeom& g, const Tensor<T>& x, Tensor<T>& y) {
     const T* xp = xd + plane * HW;
     T* yp = yd + plane * PQ;
     if (k2) {
-      for (index_t p = 0; p < g.p; ++p) {
-        const T* r0 = xp + 2 * p * g.w;
-        max2x2_vector<T>(r0, r0 + g.w, g.q, yp + p * g.q, nullptr, nullptr, nullptr);
-      }
+      max2x2_vector<T>(g, xp, yp, nullptr, nullptr);
     } else {
       for (index_t p = 0; p < g.p; ++p)
         for (index_t q = 0; q < g.q; ++q) yp[p * g.q + q] = xp[argmax_in_plane(g, xp, p, q)];
@@ -131,13 +129,7 @@ void max_backward_into(const Pool2dGeom& g, const Tensor<T>& x, const Tensor<T>&
     if (k2) {
       // rows 2p, 2p+1 for p < P are written window by window; what no window covers (the
       // last row and column of an odd extent) is zero
-      for (index_t p = 0; p < g.p; ++p) {
-        const T* r0 = xp + 2 * p * g.w;
-        T* d0 = dxp + 2 * p * g.w;
-        max2x2_vector<T>(r0, r0 + g.w, g.q, nullptr, dyp + p * g.q, d0, d0 + g.w);
-        for (index_t w = 2 * g.q; w < g.w; ++w) d0[w] = d0[g.w + w] = T(0);
-      }
-      std::fill(dxp + 2 * g.p * g.w, dxp + HW, T(0));
+      max2x2_vector<T>(g, xp, nullptr, dyp, dxp);
     } else {
       std::fill(dxp, dxp + HW, T(0));
       for (index_t p = 0; p < g.p; ++p)
