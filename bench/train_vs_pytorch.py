@@ -10,8 +10,8 @@ The default recipe is the issue's peer recipe (lr 0.01, constant); tapegrad trai
 default is --lr 0.05 --lr-schedule cosine (pass those to compare on it).
 
 The runs take turns: each of --rounds rounds trains once at every thread count with each
-program (tapegrad's counts back to back, then PyTorch's), so a slow spell of a shared machine falls on every cell alike rather than on
-whichever ran in that minute. Each ratio shown is the median of the rounds' own ratios (each
+program (tapegrad's counts back to back, then PyTorch's), so a slow spell of a shared machine
+falls on every cell alike rather than on whichever ran in that minute. Each ratio shown is the median of the rounds' own ratios (each
 comparing runs made seconds apart), with its range; the seconds are the medians of the
 rounds' per-epoch bests. Stop other work on the machine first.
 """
