@@ -24,10 +24,11 @@ threads that spin while they wait take the core the working thread needs (a lene
 threads took 568 ms instead of 8 ms with the default policy at load 6 on 2 cores). Passive
 threads sleep at every barrier, though, and waking one costs about 50 us on the 2-core VM,
 which is most of a LeNet-sized call at 2 threads (0.1-0.3 ms). On a quiet machine, measure
-2-thread scaling with GOMP_SPINCOUNT=10000000 instead: threads spin between back-to-back calls
-and sleep after some milliseconds idle, so PyTorch's threads in this process do not spin
-through the other peers' turns (OMP_WAIT_POLICY=active makes them spin forever, and the large
-shapes' 2-thread cells then measured 0.8x one thread for tapegrad and oneDNN).
+2-thread scaling with GOMP_SPINCOUNT=1000000 instead (the README's table was): threads spin
+between back-to-back calls and sleep once a million spins pass idle, so PyTorch's threads in
+this process do not spin through the other peers' turns. 10000000 still disturbed the cells
+after PyTorch's, and OMP_WAIT_POLICY=active makes them spin forever: the large shapes'
+2-thread cells then measured 0.8x one thread for tapegrad and oneDNN.
 """
 import argparse
 import json

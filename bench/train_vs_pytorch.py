@@ -96,10 +96,10 @@ def main():
             100 * c[-1][2], 100 * c[-1][3]))
     if len(counts) > 1:
         lo, hi = counts[0], counts[-1]
-        tg = [cells[lo][r][0] / cells[hi][r][0] for r in range(a.rounds)]
-        pt = [cells[lo][r][1] / cells[hi][r][1] for r in range(a.rounds)]
+        tg_speedup = [cells[lo][r][0] / cells[hi][r][0] for r in range(a.rounds)]
+        pt_speedup = [cells[lo][r][1] / cells[hi][r][1] for r in range(a.rounds)]
         print('speedup %d threads over %d (median of the rounds, range): tapegrad %s, PyTorch %s' % (
-            hi, lo, spread(tg), spread(pt)))
+            hi, lo, spread(tg_speedup), spread(pt_speedup)))
     return 0
 
 

@@ -127,9 +127,7 @@ void max_backward_into(const Pool2dGeom& g, const Tensor<T>& x, const Tensor<T>&
     const T* dyp = dyd + plane * PQ;
     T* dxp = dxd + plane * HW;
     if (k2) {
-      // rows 2p, 2p+1 for p < P are written window by window; what no window covers (the
-      // last row and column of an odd extent) is zero
-      max2x2_vector<T>(g, xp, nullptr, dyp, dxp);
+      max2x2_vector<T>(g, xp, nullptr, dyp, dxp);  // every cell of the plane written
     } else {
       std::fill(dxp, dxp + HW, T(0));
       for (index_t p = 0; p < g.p; ++p)
