@@ -15,7 +15,7 @@ on a shared machine hits them alike. GFLOP/s count 2*N*K*C*R*S*P*Q per direction
       [--rounds 3] [--seconds 0.15] [--json out.json]
 
 Needs the bench build (`cmake --preset bench && cmake --build --preset bench`) with oneDNN
-found, and Debian's python3-torch (`./scripts/install-deps.sh --bench` installs both); a peer
+found, and Debian's python3-torch (`./scripts/install-deps.sh` installs both); a peer
 that is missing is reported as such and its columns stay empty.
 
 All three peers run on GNU OpenMP. Unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, the
@@ -203,13 +203,13 @@ def main():
         if os.path.exists(dnnl_exe):
             peers += [OneDnn(dnnl_exe, "blocked"), OneDnn(dnnl_exe, "nchw")]
         else:
-            missing.append(f"oneDNN ({dnnl_exe} not built: install-deps.sh --bench, then "
+            missing.append(f"oneDNN ({dnnl_exe} not built: install-deps.sh, then "
                            "reconfigure)")
     if "pytorch" in want:
         try:
             peers.append(Torch())
         except ImportError:
-            missing.append("PyTorch (python3-torch not importable: install-deps.sh --bench)")
+            missing.append("PyTorch (python3-torch not importable: install-deps.sh)")
     peak_exe = os.path.join(a.build, "bench", "fma_peak")
     peak = run_json([peak_exe]) if os.path.exists(peak_exe) else None
 

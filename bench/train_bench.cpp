@@ -1,13 +1,17 @@
 // A real training step (train::Trainer: batch, tape, VJPs, combination, SGD update) of lenet5
-// on random data, with the profiler off and on, at 1 and 2 threads:
-//   BM_trainer_step<float>/profile:0/threads:1/real_time
-//   BM_trainer_step<float>/profile:1/threads:1/real_time
+// on random data, with the profiler off and on, at 1 and 2 threads, and with the activations
+// fused into the conv2d and linear before them (fuse:1, the default of tapegrad train) or not:
+//   BM_trainer_step<float>/profile:0/threads:1/N:64/fuse:1/real_time
+//   BM_trainer_step<float>/profile:1/threads:1/N:64/fuse:1/real_time
+//   BM_trainer_step<float>/profile:0/threads:1/N:64/fuse:0/real_time
 // profile:1 does what `tapegrad train --profile` does after its traced steps: every span
 // recorded, the log summarized and cleared every 32 steps. Its ratio to profile:0 is the
 // profiler's overhead (the bound: 1.02); profile:0 pays one relaxed atomic load per
 // span site.
 #include <benchmark/benchmark.h>
 #include <omp.h>
+
+#include <string>
 
 #include "tapegrad/data/dataset.hpp"
 #include "tapegrad/memory.hpp"
@@ -30,6 +34,7 @@ void BM_trainer_step(benchmark::State& st) {
   Rng rng(1);
   train::TrainerOptions opt;
   opt.batch = batch;
+  opt.fusion = st.range(3) ? Fusion::activations : Fusion::none;
   opt.steps = std::int64_t{1} << 40;
   train::Trainer<T> tr(spec, d, train::OptimConfig{"sgd", 0.01, 0.9}, opt, init_params<T>(spec, rng));
   tr.step();  // warm-up
@@ -47,15 +52,18 @@ void BM_trainer_step(benchmark::State& st) {
   benchmark::DoNotOptimize(sum.step_s);
   st.counters["images/s"] = benchmark::Counter(static_cast<double>(batch),
                                                benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(profiled ? "lenet5 step, profiler on" : "lenet5 step, profiler off");
+  st.SetLabel(std::string(profiled ? "lenet5 step, profiler on" : "lenet5 step, profiler off") +
+              (st.range(3) ? "" : ", unfused"));
 }
 
 void args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"profile", "threads", "N"});
-  for (int threads : {1, 2})
-    for (int p : {0, 1}) b->Args({p, threads, 64});
-  b->Args({0, 1, 2});  // the bench_smoke shape
-  b->Args({1, 1, 2});
+  b->ArgNames({"profile", "threads", "N", "fuse"});
+  for (int threads : {1, 2}) {
+    for (int p : {0, 1}) b->Args({p, threads, 64, 1});
+    b->Args({0, threads, 64, 0});
+  }
+  b->Args({0, 1, 2, 1});  // the bench_smoke shape
+  b->Args({1, 1, 2, 1});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs every Debian package tapegrad's build, tests, benches and demos need.
 # Idempotent and non-interactive; as a normal user it uses sudo for apt-get.
-#   ./scripts/install-deps.sh           what CI needs: build, tests, benches, demos
-#   ./scripts/install-deps.sh --bench   also the peers of bench/conv2d_peers.py:
-#                                       PyTorch (large; not needed to build or test tapegrad)
+#   ./scripts/install-deps.sh           what CI needs: build, tests, benches, demos (PyTorch
+#                                       included: tests/verify_cli_test.py runs its results
+#                                       through tapegrad verify, and the benches use it as a peer)
+#   ./scripts/install-deps.sh --bench   the same (kept so that older instructions still work)
 set -euo pipefail
-bench=0
+
 for arg in "$@"; do
   case "$arg" in
-    --bench) bench=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --bench) ;;  # the default now
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "install-deps: error: unknown option '$arg' (expected --bench)" >&2; exit 2 ;;
   esac
 done
@@ -35,12 +36,8 @@ packages=(
   libdnnl-dev             # oneDNN 2.6: the onednn_consumer test, the conv2d_onednn peer bench
   ocl-icd-opencl-dev      # Debian's dnnl-config.cmake requires OpenCL (oneDNN's GPU runtime)
   opencl-headers
+  python3-torch           # PyTorch 1.13: tapegrad verify's test, and the peer of the benches
 )
-if [ "$bench" -eq 1 ]; then
-  packages+=(
-    python3-torch         # PyTorch 1.13 on Debian's python3
-  )
-fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -149,7 +149,7 @@ def main():
                     assert count(part, 'combine') == 3, (pid, part, count(part, 'combine'))
                 # Each rank runs its 2 of the 4 shards: 2 convolutions each, 3 steps (one
                 # process would run 24).
-                assert count('conv2d', 'forward') == 12, (pid, count('conv2d', 'forward'))
+                assert count('conv2d+relu', 'forward') == 12, (pid, count('conv2d+relu', 'forward'))
             parts = {q['name'] for q in json.load(open(os.path.join(out, 'profile.json')))['parts']}
             assert {'wait', 'allgather', 'combine'} <= parts, parts
 

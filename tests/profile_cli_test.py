@@ -12,6 +12,8 @@ import os
 import sys
 import tempfile
 
+import numpy as np
+
 import cli_harness as h
 from cli_harness import expect_bad_input, run, test
 
@@ -72,9 +74,10 @@ def main():
             prof = json.load(open(os.path.join(out, 'profile.json')))
             assert prof['steps'] == 8
             ops = {o['name']: o for o in prof['ops']}
-            for name in ['conv2d', 'relu', 'max_pool2d', 'flatten', 'linear', 'cross_entropy']:
-                assert name in ops, ops.keys()
-            assert ops['conv2d']['gflops'] > 0 and 0 < ops['conv2d']['fraction_of_peak']
+            # each conv2d and the first two linear layers fused with the relu after them
+            assert set(ops) == {'conv2d+relu', 'max_pool2d', 'flatten', 'linear+relu', 'linear',
+                                'cross_entropy'}, ops.keys()
+            assert ops['conv2d+relu']['gflops'] > 0 and 0 < ops['conv2d+relu']['fraction_of_peak']
             # The table adds up: ops + parts + untracked = the step.
             total = sum(o['share'] for o in prof['ops']) + sum(q['share'] for q in prof['parts']) \
                 + prof['shards_wait_share'] + prof['untracked_share']
@@ -84,13 +87,27 @@ def main():
             check_trace_format(trace)
             steps = [e for e in trace['traceEvents'] if e['name'] == 'step' and e['ph'] == 'X']
             assert len(steps) == 4, len(steps)              # --trace-steps 4
-            convs = [e for e in trace['traceEvents'] if e['name'] == 'conv2d' and e['ph'] == 'X']
+            convs = [e for e in trace['traceEvents'] if e['name'] == 'conv2d+relu' and e['ph'] == 'X']
             # lenet5's 4 shards per batch: each conv2d sees 32 / 4 = 8 images
             assert any('geometry' in e.get('args', {}) and 'x[8,1,28,28]' in e['args']['geometry']
                        for e in convs), convs[:2]
             assert any(e['ph'] == 'i' and e['name'] == 'epoch' for e in trace['traceEvents'])
             s = json.load(open(os.path.join(out, 'summary.json')))
             assert 'profile.json' in s['outputs'] and 'trace.json' in s['outputs']
+            # --fuse off: the activations profiled as ops of their own, and the same weights
+            r = run('train', '--model', 'lenet5', '--data', 'fashion-mnist', '--train-size', '256',
+                    '--test-size', '64', '--batch', '32', '--epochs', '1', '--profile',
+                    '--trace-steps', '4', '--out', out + '-apart', '--progress', 'none',
+                    '--fuse', 'off')
+            assert r.returncode == 0, r.stderr
+            prof = json.load(open(os.path.join(out + '-apart', 'profile.json')))
+            assert set(o['name'] for o in prof['ops']) == {'conv2d', 'relu', 'max_pool2d', 'flatten',
+                                                           'linear', 'cross_entropy'}, prof['ops']
+            a = np.load(os.path.join(out, 'weights.npz'))
+            b = np.load(os.path.join(out + '-apart', 'weights.npz'))
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:  # bit for bit (NaN would fail: there is none)
+                assert np.asarray(a[k]).tobytes() == np.asarray(b[k]).tobytes(), k
 
         @test
         def scale_gives_identical_weights_and_writes_csv_and_plot():
@@ -105,7 +122,7 @@ def main():
             assert float(rows[0]['speedup']) == 1.0  # each rep's 1-thread time over itself
             for row in rows:  # the median of the reps' speedups lies within their range
                 assert float(row['speedup_min']) <= float(row['speedup']) <= float(row['speedup_max']), row
-            assert 'conv2d_ms' in rows[0]
+            assert 'conv2d+sigmoid_ms' in rows[0], rows[0].keys()  # the seed's conv2d and sigmoid, fused
             for f in ['scale.svg', 'scale.png']:
                 assert os.path.getsize(os.path.join(out, f)) > 0
 

@@ -76,7 +76,7 @@ struct TrainArgs {
   std::string model, data, epochs, iterations, batch, optimizer, lr, momentum, weight_decay;
   std::string dtype, threads, seed, out, checkpoint_every, resume, init, shards, log_every;
   std::string eval_every, train_size, test_size, progress = "auto", trace_steps = "20";
-  std::string weight_init, lr_schedule, isa, parallel = "auto";
+  std::string weight_init, lr_schedule, isa, parallel = "auto", fuse = "on";
   bool profile = false;
   std::map<std::string, CLI::Option*> opt;  // to tell given options from defaults
   bool given(const std::string& name) const { return opt.at(name)->count() > 0; }
@@ -412,6 +412,7 @@ int train_in(Run& run, const NetSpec& spec, data::Dataset& train, std::optional<
   topt.parallel = run.args.parallel == "kernels"  ? train::Parallel::kernels
                   : run.args.parallel == "shards" ? train::Parallel::shards
                                                   : train::Parallel::automatic;
+  topt.fusion = run.args.fuse == "off" ? Fusion::none : Fusion::activations;
   train::Trainer<T> trainer(spec, train, r.optim, topt, std::move(init));
   train::MetricsLog metrics;
   double seconds0 = 0;
@@ -823,6 +824,9 @@ void register_train(CLI::App& app, Action& action) {
   add("--parallel", a->parallel, "auto | kernels | shards: the threads work inside each kernel, "
       "or on shards side by side (same bits; default auto: shards when there are 2 or more)");
   a->opt["--parallel"]->check(CLI::IsMember({"auto", "kernels", "shards"}));
+  add("--fuse", a->fuse, "on | off: a conv2d or linear and the activation after it as one op "
+      "(same bits; default on; off profiles them apart)");
+  a->opt["--fuse"]->check(CLI::IsMember({"on", "off"}));
   add("--log-every", a->log_every, "a metrics row every N steps (default 50; seed 1)");
   add("--eval-every", a->eval_every, "evaluate the test set every N steps (default: every epoch)");
   add("--train-size", a->train_size, "use the first N training samples only");

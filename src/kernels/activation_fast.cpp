@@ -114,22 +114,31 @@ void relu_backward_impl(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dx) 
   for_chunks(x.numel(), [&](index_t b, index_t e) { relu_bwd(xd + b, dyd + b, dxd + b, e - b); });
 }
 
+// The element functions of sigmoid and tanh over a span (y may be x: in place), the one
+// implementation behind the tensor ops below and fast::activate.
+template <class T>
+void sigmoid_span(const T* x, T* y, index_t n) {
+  for (index_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    if (v >= T(0)) {
+      y[i] = T(1) / (T(1) + std::exp(-v));
+    } else {
+      const T ev = std::exp(v);
+      y[i] = ev / (T(1) + ev);
+    }
+  }
+}
+template <class T>
+void tanh_span(const T* x, T* y, index_t n) {
+  for (index_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
 template <class T>
 void sigmoid_forward_impl(const Tensor<T>& x, Tensor<T>& y) {
   shape_like(x, y);
   const T* xd = x.data();
   T* yd = y.data();
-  for_chunks(x.numel(), [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      const T v = xd[i];
-      if (v >= T(0)) {
-        yd[i] = T(1) / (T(1) + std::exp(-v));
-      } else {
-        const T ev = std::exp(v);
-        yd[i] = ev / (T(1) + ev);
-      }
-    }
-  });
+  for_chunks(x.numel(), [&](index_t b, index_t e) { sigmoid_span(xd + b, yd + b, e - b); });
 }
 
 template <class T>
@@ -148,9 +157,7 @@ void tanh_forward_impl(const Tensor<T>& x, Tensor<T>& y) {
   shape_like(x, y);
   const T* xd = x.data();
   T* yd = y.data();
-  for_chunks(x.numel(), [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) yd[i] = std::tanh(xd[i]);
-  });
+  for_chunks(x.numel(), [&](index_t b, index_t e) { tanh_span(xd + b, yd + b, e - b); });
 }
 
 template <class T>
@@ -272,5 +279,27 @@ TAPEGRAD_ACTIVATIONS(float)
 TAPEGRAD_ACTIVATIONS(double)
 #undef TAPEGRAD_ACTIVATIONS
 #undef TAPEGRAD_UNARY
+
+namespace {
+template <class T>
+void activate_impl(Activation a, T* y, index_t n) {
+  switch (a) {
+    case Activation::none: return;
+    case Activation::relu: return relu_fwd(y, y, n);
+    case Activation::sigmoid: return sigmoid_span(y, y, n);
+    case Activation::tanh: return tanh_span(y, y, n);
+  }
+}
+}  // namespace
+void activate(Activation a, float* y, index_t n) { activate_impl(a, y, n); }
+void activate(Activation a, double* y, index_t n) { activate_impl(a, y, n); }
+void activate(Activation a, Tensor<float>& y) {
+  if (a != Activation::none)
+    for_chunks(y.numel(), [&](index_t b, index_t e) { activate_impl(a, y.data() + b, e - b); });
+}
+void activate(Activation a, Tensor<double>& y) {
+  if (a != Activation::none)
+    for_chunks(y.numel(), [&](index_t b, index_t e) { activate_impl(a, y.data() + b, e - b); });
+}
 
 }  // namespace tapegrad::fast

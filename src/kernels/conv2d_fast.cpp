@@ -22,6 +22,7 @@
 
 #include "conv2d_lowered.hpp"
 #include "fast_gemm.hpp"
+#include "tapegrad/kernels/activation_fast.hpp"
 
 namespace tapegrad::fast {
 namespace {
@@ -168,13 +169,15 @@ void backward_weights_direct(const Conv2dGeom& g, const T* xd, const T* dyd, T* 
 
 template <class T>
 void forward_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b,
-                  Tensor<T>& y) {
+                  Tensor<T>& y, Activation act) {
   assert(x.shape() == g.x_shape() && w.shape() == g.w_shape());
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
-  if (g.flops() < tiny_flops)
-    return forward_direct(g, x.data(), w.data(), b ? b->data() : nullptr, y.data());
-  detail::lowered_forward(g, x.data(), w.data(), b ? b->data() : nullptr, y.data());
+  if (g.flops() < tiny_flops) {
+    forward_direct(g, x.data(), w.data(), b ? b->data() : nullptr, y.data());
+    return activate(act, y.data(), y.numel());  // tiny: the whole output is in cache
+  }
+  detail::lowered_forward(g, x.data(), w.data(), b ? b->data() : nullptr, y.data(), act);
 }
 
 // Backward-data as GEMM + col2im: dcol = w^T dy (rows (c,r,s), no gathered zeros), then
@@ -356,14 +359,14 @@ void set_conv2d_tier(std::string_view tier) {
 
 #define TAPEGRAD_CONV2D_FAST(T)                                                                  \
   Tensor<T> conv2d_forward(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w,         \
-                           const Tensor<T>* b) {                                                 \
+                           const Tensor<T>* b, Activation act) {                                 \
     Tensor<T> y(g.y_shape());                                                                    \
-    forward_into(g, x, w, b, y);                                                                 \
+    forward_into(g, x, w, b, y, act);                                                            \
     return y;                                                                                    \
   }                                                                                              \
   void conv2d_forward_into(const Conv2dGeom& g, const Tensor<T>& x, const Tensor<T>& w,         \
-                           const Tensor<T>* b, Tensor<T>& y) {                                   \
-    forward_into(g, x, w, b, y);                                                                 \
+                           const Tensor<T>* b, Tensor<T>& y, Activation act) {                   \
+    forward_into(g, x, w, b, y, act);                                                            \
   }                                                                                              \
   Tensor<T> conv2d_backward_data(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor<T>& w) { \
     Tensor<T> dx(g.x_shape());                                                                   \

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fast_gemm.hpp"
+#include "tapegrad/kernels/activation_fast.hpp"
 
 namespace tapegrad::fast::detail {
 namespace {
@@ -373,7 +374,8 @@ ProductTasks product_tasks(const Plan& pl) {
 // Task t < product_tasks(pl).count.
 template <class T>
 void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* apack,
-                  const std::vector<index_t>& aoff, const T* bias, T* out, index_t t) {
+                  const std::vector<index_t>& aoff, const T* bias, Activation act, T* out,
+                  index_t t) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Lowering& in = pl.in;
   const index_t G = in.groups, M = pl.M, L = pl.L, bnp = pl.bnp;
@@ -401,6 +403,7 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
             const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
             lk.outer[mr](k1 - k0, a + k0 * mr, xu + j0, pl.boff.data() + k0, pofs, stage, np * L,
                          mode, bm);
+            activate(act, stage, mr * np * L);  // (the columns q >= oq too: dropped below)
             // crop: j = p*wq + q -> out[n][gi*M + m][p][q] for q < oq
             for (int m = 0; m < mr; ++m) {
               T* orow = out + (un * G * M + gi * M + m0 + m) * PQ;
@@ -438,7 +441,8 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
         // stage[m][pixel][lane] -> out[un*L + lane][gi*M + m0 + m][v_begin + pixel]
         for (int m = 0; m < mr; ++m) {
           T* o = out + (un * L * G * M + gi * M + m0 + m) * PQ + v_begin;
-          const T* sm = stage + m * ld;
+          T* sm = stage + m * ld;
+          activate(act, sm, count * L);
           index_t i = 0;
           if (lanes == L)
             for (; i + L <= count; i += L) lk.transpose(sm + i * L, L, o + i, G * M * PQ);
@@ -453,7 +457,7 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
 // Forward and backward-data in one parallel region: X~ from src (a barrier), then the tasks.
 template <class T>
 void run_product(const Conv2dGeom& g, const Plan& pl, const T* src, T* xt, const T* apack,
-                 const std::vector<index_t>& aoff, const T* bias, T* out) {
+                 const std::vector<index_t>& aoff, const T* bias, Activation act, T* out) {
   const ProductTasks pt = product_tasks<T>(pl);
   const index_t items = pl.in.items();
   build_slack(pl.in, xt);
@@ -467,7 +471,7 @@ void run_product(const Conv2dGeom& g, const Plan& pl, const T* src, T* xt, const
     // different threads and those lines bounced between the cores: LeNet conv1 forward at
     // 2 threads was 1.21x one thread, 2.01x now (backward-data 1.34 -> 1.81).
 #pragma omp for schedule(static)
-    for (index_t t = 0; t < pt.count; ++t) product_task(pl, pt, xt, apack, aoff, bias, out, t);
+    for (index_t t = 0; t < pt.count; ++t) product_task(pl, pt, xt, apack, aoff, bias, act, out, t);
   }
 }
 
@@ -565,7 +569,8 @@ const char* lowered_tier(const Conv2dGeom& g, ConvDir dir) {
 }
 
 template <class T>
-void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y) {
+void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y,
+                     Activation act) {
   const Plan pl = plan_of<T>(g, ConvDir::forward);
   T* xt = scratch_aligned<T>(1, pl.in.size);
   const index_t Kg = g.k_per_group();
@@ -576,7 +581,7 @@ void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T*
     const index_t r = kk / (Cg * S), c = (kk / S) % Cg, s = kk % S;
     return w[(gi * Kg + k) * pl.taps + c * RS + r * S + s];
   });
-  run_product(g, pl, x, xt, apack, aoff, b, y);
+  run_product(g, pl, x, xt, apack, aoff, b, act, y);
 }
 
 template <class T>
@@ -591,7 +596,8 @@ void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx) 
     const index_t r = kk / (Kg * S), k = (kk / S) % Kg, s = kk % S;
     return w[((gi * Kg + k) * Cg + c) * RS + (g.r - 1 - r) * S + (S - 1 - s)];
   });
-  run_product(g, pl, dy, dyt, apack, aoff, static_cast<const T*>(nullptr), dx);
+  run_product(g, pl, dy, dyt, apack, aoff, static_cast<const T*>(nullptr), Activation::none,
+              dx);
 }
 
 template <class T>
@@ -706,9 +712,9 @@ template LoweredWorkspace lowered_workspace<double>(const Conv2dGeom&, ConvDir);
 template const char* lowered_tier<float>(const Conv2dGeom&, ConvDir);
 template const char* lowered_tier<double>(const Conv2dGeom&, ConvDir);
 template void lowered_forward<float>(const Conv2dGeom&, const float*, const float*, const float*,
-                                     float*);
+                                     float*, Activation);
 template void lowered_forward<double>(const Conv2dGeom&, const double*, const double*,
-                                      const double*, double*);
+                                      const double*, double*, Activation);
 template void lowered_backward_data<float>(const Conv2dGeom&, const float*, const float*, float*);
 template void lowered_backward_data<double>(const Conv2dGeom&, const double*, const double*,
                                             double*);

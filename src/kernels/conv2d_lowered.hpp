@@ -30,6 +30,7 @@
 #include <atomic>
 #include <string>
 
+#include "tapegrad/kernels/activation_kind.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
 
@@ -59,9 +60,11 @@ struct LoweredWorkspace {
 template <class T>
 LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir);
 
-// y = conv2d(x, w, b); y has the output shape.
+// y = act(conv2d(x, w, b)); y has the output shape. The activation is applied to each tile's
+// outputs in the stage they are written through (fast::activate).
 template <class T>
-void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y);
+void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T* y,
+                     Activation act);
 // dx = conv2d_backward_data(dy, w) for stride 1; dx has x's shape.
 template <class T>
 void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx);

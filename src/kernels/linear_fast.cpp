@@ -14,6 +14,7 @@
 #include <cassert>
 
 #include "fast_gemm.hpp"
+#include "tapegrad/kernels/activation_fast.hpp"
 
 namespace tapegrad::fast {
 namespace {
@@ -56,7 +57,7 @@ void gemm(index_t m_count, index_t n_count, index_t kd, F a, const T* b, index_t
 
 template <class T>
 void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* b,
-                  Tensor<T>& y) {
+                  Tensor<T>& y, Activation act) {
   assert(x.shape() == g.x_shape() && w.shape() == g.w_shape());
   assert(!b || b->shape() == g.b_shape());
   if (y.shape() != g.y_shape()) y = Tensor<T>(g.y_shape());
@@ -80,6 +81,9 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   const T* xd = x.data();
   gemm<T>(g.n, g.out, g.in, [&](index_t n, index_t i) { return xd[n * g.in + i]; }, wt, ld,
           yd, g.out, /*accumulate=*/true, /*b_padded=*/true);  // onto the bias
+  // The activation after the product: y is at most a few rows of a training shard, still in
+  // cache (lenet5's fc1 at 16 rows: 7.5 KB)
+  activate(act, y);
 }
 
 template <class T>
@@ -127,14 +131,14 @@ void backward_bias_into(const LinearGeom& g, const Tensor<T>& dy, Tensor<T>& db)
 
 #define TAPEGRAD_LINEAR_FAST(T)                                                                  \
   Tensor<T> linear_forward(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w,         \
-                           const Tensor<T>* b) {                                                 \
+                           const Tensor<T>* b, Activation act) {                                 \
     Tensor<T> y(g.y_shape());                                                                    \
-    forward_into(g, x, w, b, y);                                                                 \
+    forward_into(g, x, w, b, y, act);                                                            \
     return y;                                                                                    \
   }                                                                                              \
   void linear_forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w,         \
-                           const Tensor<T>* b, Tensor<T>& y) {                                   \
-    forward_into(g, x, w, b, y);                                                                 \
+                           const Tensor<T>* b, Tensor<T>& y, Activation act) {                   \
+    forward_into(g, x, w, b, y, act);                                                            \
   }                                                                                              \
   Tensor<T> linear_backward_data(const LinearGeom& g, const Tensor<T>& dy, const Tensor<T>& w) { \
     Tensor<T> dx(g.x_shape());                                                                   \

@@ -107,7 +107,7 @@ void Trainer<T>::run_shard(Worker& w, index_t s, std::span<const index_t> batch,
   }
   w.tape.clear();
   const auto ps = record_params(w.tape, params_);
-  const auto out = record_output(spec_, w.tape.view(w.x, false), ps);
+  const auto out = record_output(spec_, w.tape.view(w.x, false), ps, opt_.fusion);
   const auto loss = record_loss(spec_, out, w.t, count);
   const auto i = static_cast<std::size_t>(s);
   shards_.loss[i] = static_cast<double>(loss.value()[0]);
@@ -207,7 +207,7 @@ Evaluation Trainer<T>::evaluate(const data::Dataset& d) {
     data::fill_batch(d, idx, x, t);
     tape.clear();
     const auto ps = record_params(tape, params_, /*requires_grad=*/false);
-    const auto out = record_output(spec_, tape.view(x, false), ps);
+    const auto out = record_output(spec_, tape.view(x, false), ps, opt_.fusion);
     ev.loss += static_cast<double>(record_loss(spec_, out, t, count).value()[0]);
     ev.correct += visit_loss_kind(spec_.loss, [&](auto l) { return decltype(l)::correct(out.value(), t); });
     if (d.classification()) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "tapegrad/kernels/activation_fast.hpp"
+#include "tapegrad/kernels/activation_kind.hpp"
 #include "tapegrad/kernels/activation_ref.hpp"
 
 namespace tapegrad::kernels {
@@ -80,6 +81,29 @@ Tensor<T> log_softmax_backward(const Tensor<T>& y, const Tensor<T>& dy) {
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
     return fast::log_softmax_backward(y, dy);  // float/double: the fast kernel
   return ref::log_softmax_backward(y, dy);
+}
+
+// The epilogue of a fused conv2d or linear (kernels/activation_kind.hpp) on the plain op's
+// output z, and its VJP from the output y = a(z); `none` passes z and dy through.
+template <class T>
+Tensor<T> activation_forward(Activation a, Tensor<T> z) {
+  switch (a) {
+    case Activation::none: return z;
+    case Activation::relu: return relu_forward(z);
+    case Activation::sigmoid: return sigmoid_forward(z);
+    case Activation::tanh: return tanh_forward(z);
+  }
+  return z;
+}
+template <class T>
+Tensor<T> activation_backward(Activation a, const Tensor<T>& y, const Tensor<T>& dy) {
+  switch (a) {
+    case Activation::none: return dy;
+    case Activation::relu: return relu_backward(y, dy);  // [y > 0] = [z > 0] (NaN: both 0)
+    case Activation::sigmoid: return sigmoid_backward(y, dy);
+    case Activation::tanh: return tanh_backward(y, dy);
+  }
+  return dy;
 }
 
 template <class T>

@@ -14,6 +14,7 @@
 // another), so a training loop can reuse buffers.
 #pragma once
 
+#include "tapegrad/kernels/activation_kind.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::fast {
@@ -49,5 +50,14 @@ namespace tapegrad::fast {
 TAPEGRAD_ACTIVATION_FAST(float)
 TAPEGRAD_ACTIVATION_FAST(double)
 #undef TAPEGRAD_ACTIVATION_FAST
+
+// y[i] = a(y[i]) for i < n, in place on the calling thread, by the same element code as
+// relu_forward, sigmoid_forward and tanh_forward (so the same bits): the epilogue of a fused
+// conv2d or linear, applied to a block of outputs while it is in cache. `none`: nothing.
+void activate(Activation a, float* y, index_t n);
+void activate(Activation a, double* y, index_t n);
+// The same on a whole tensor, in place, OpenMP-parallel over chunks as the element-wise ops.
+void activate(Activation a, Tensor<float>& y);
+void activate(Activation a, Tensor<double>& y);
 
 }  // namespace tapegrad::fast

@@ -24,21 +24,27 @@
 #include <string>
 #include <string_view>
 
+#include "tapegrad/kernels/activation_kind.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::fast {
 
 // y = conv2d(x, w, b): y[n,k,p,q] = b[k] + sum_{c,r,s} x[n, g*C/G + c, p*sh - ph + r*dh,
-// q*sw - pw + s*dw] * w[k,c,r,s] (zero outside x), g = k / (K/G).
+// q*sw - pw + s*dw] * w[k,c,r,s] (zero outside x), g = k / (K/G). With an activation, each
+// output then goes through it (fast::activate) while its tile is in cache: the same bits as
+// the activation's own kernel run on the plain output.
 Tensor<float> conv2d_forward(const Conv2dGeom& g, const Tensor<float>& x, const Tensor<float>& w,
-                             const Tensor<float>* b);
+                             const Tensor<float>* b, Activation act = Activation::none);
 Tensor<double> conv2d_forward(const Conv2dGeom& g, const Tensor<double>& x,
-                              const Tensor<double>& w, const Tensor<double>* b);
+                              const Tensor<double>& w, const Tensor<double>* b,
+                              Activation act = Activation::none);
 void conv2d_forward_into(const Conv2dGeom& g, const Tensor<float>& x, const Tensor<float>& w,
-                         const Tensor<float>* b, Tensor<float>& y);
+                         const Tensor<float>* b, Tensor<float>& y,
+                         Activation act = Activation::none);
 void conv2d_forward_into(const Conv2dGeom& g, const Tensor<double>& x, const Tensor<double>& w,
-                         const Tensor<double>* b, Tensor<double>& y);
+                         const Tensor<double>* b, Tensor<double>& y,
+                         Activation act = Activation::none);
 
 // dx = conv2d_backward_data(dy, w): the vector-Jacobian product of y with respect to x.
 Tensor<float> conv2d_backward_data(const Conv2dGeom& g, const Tensor<float>& dy,

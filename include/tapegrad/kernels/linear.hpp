@@ -5,17 +5,21 @@
 
 #include <type_traits>
 
+#include "tapegrad/kernels/activation.hpp"
 #include "tapegrad/kernels/linear_fast.hpp"
 #include "tapegrad/kernels/linear_ref.hpp"
 
 namespace tapegrad::kernels {
 
+// act: a fused activation (kernels/activation_kind.hpp): in the fast kernel's epilogue, after
+// the reference's product otherwise.
 template <class T>
 Tensor<T> linear_forward(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w,
-                         const std::type_identity_t<Tensor<T>>* b) {
+                         const std::type_identity_t<Tensor<T>>* b,
+                         Activation act = Activation::none) {
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
-    return fast::linear_forward(g, x, w, b);  // float/double: the fast kernel
-  return ref::linear_forward(g, x, w, b);
+    return fast::linear_forward(g, x, w, b, act);  // float/double: the fast kernel
+  return activation_forward(act, ref::linear_forward(g, x, w, b));
 }
 
 template <class T>

@@ -9,20 +9,25 @@
 // any number of threads, and agree with the reference within gamma(m) * sum|terms|.
 #pragma once
 
+#include "tapegrad/kernels/activation_kind.hpp"
 #include "tapegrad/kernels/geometry.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::fast {
 
-// y[n,o] = b[o] + sum_i x[n,i] * w[o,i]
+// y[n,o] = b[o] + sum_i x[n,i] * w[o,i]; with an activation, y then goes through it
+// (fast::activate: the same bits as the activation's own kernel on the plain output).
 Tensor<float> linear_forward(const LinearGeom& g, const Tensor<float>& x, const Tensor<float>& w,
-                             const Tensor<float>* b);
+                             const Tensor<float>* b, Activation act = Activation::none);
 Tensor<double> linear_forward(const LinearGeom& g, const Tensor<double>& x,
-                              const Tensor<double>& w, const Tensor<double>* b);
+                              const Tensor<double>& w, const Tensor<double>* b,
+                              Activation act = Activation::none);
 void linear_forward_into(const LinearGeom& g, const Tensor<float>& x, const Tensor<float>& w,
-                         const Tensor<float>* b, Tensor<float>& y);
+                         const Tensor<float>* b, Tensor<float>& y,
+                         Activation act = Activation::none);
 void linear_forward_into(const LinearGeom& g, const Tensor<double>& x, const Tensor<double>& w,
-                         const Tensor<double>* b, Tensor<double>& y);
+                         const Tensor<double>* b, Tensor<double>& y,
+                         Activation act = Activation::none);
 
 // dx[n,i] = sum_o dy[n,o] * w[o,i]
 Tensor<float> linear_backward_data(const LinearGeom& g, const Tensor<float>& dy,

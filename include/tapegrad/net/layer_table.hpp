@@ -2,7 +2,8 @@
 // below, and every part that runs networks reads the table instead of naming a kind:
 //
 //   the spec parser      name, keys (with defaults), infer (output shape, parameter shapes)
-//   the op tape          record    (ops:: on the tape: forward through the fast kernels, VJPs)
+//   the op tape          record    (ops:: on the tape: forward through the fast kernels, VJPs;
+//                        fuses_activation / activation: which kinds record as one fused op)
 //   hand-written layers  hand_written (a layers::Layer with its own backward loops)
 //   the scalar tape/f50  reference (ref:: kernels only: runs on Var<U> and f50)
 //   the four-way check   magnitude (the backward pass on magnitudes behind its tolerance),
@@ -152,11 +153,14 @@ struct Conv2dLayer {
     return g.y_shape();
   }
 
+  // record takes the activation of the layer after it, fused (net/network.hpp)
+  static constexpr bool fuses_activation = true;
   template <class T>
-  static TapeTensor<T> record(const LayerSpec& L, const TapeTensor<T>& x, ParamHandles<T> p) {
+  static TapeTensor<T> record(const LayerSpec& L, const TapeTensor<T>& x, ParamHandles<T> p,
+                              Activation act = Activation::none) {
     std::optional<TapeTensor<T>> b;
     if (p.size() > 1) b = p[1];
-    return ops::conv2d(x, p[0], b, conv_params(L.keys));
+    return ops::conv2d(x, p[0], b, conv_params(L.keys), act);
   }
 
   template <class T>
@@ -224,11 +228,14 @@ struct LinearLayer {
     return g.y_shape();
   }
 
+  // record takes the activation of the layer after it, fused (net/network.hpp)
+  static constexpr bool fuses_activation = true;
   template <class T>
-  static TapeTensor<T> record(const LayerSpec&, const TapeTensor<T>& x, ParamHandles<T> p) {
+  static TapeTensor<T> record(const LayerSpec&, const TapeTensor<T>& x, ParamHandles<T> p,
+                              Activation act = Activation::none) {
     std::optional<TapeTensor<T>> b;
     if (p.size() > 1) b = p[1];
-    return ops::linear(x, p[0], b);
+    return ops::linear(x, p[0], b, act);
   }
 
   template <class T>
@@ -277,6 +284,7 @@ struct ElementwiseLayer {
 // y = max(x, 0)   NOTE: relu'(0) = 0
 struct ReluLayer : ElementwiseLayer {
   static constexpr std::string_view name = "relu";
+  static constexpr Activation activation = Activation::relu;  // fused into a conv2d or linear
   template <class T>
   static TapeTensor<T> record(const LayerSpec&, const TapeTensor<T>& x, ParamHandles<T>) {
     return ops::relu(x);
@@ -310,6 +318,7 @@ struct ReluLayer : ElementwiseLayer {
 // y = 1 / (1 + e^-x)
 struct SigmoidLayer : ElementwiseLayer {
   static constexpr std::string_view name = "sigmoid";
+  static constexpr Activation activation = Activation::sigmoid;
   template <class T>
   static TapeTensor<T> record(const LayerSpec&, const TapeTensor<T>& x, ParamHandles<T>) {
     return ops::sigmoid(x);
@@ -336,6 +345,7 @@ struct SigmoidLayer : ElementwiseLayer {
 // y = tanh(x)
 struct TanhLayer : ElementwiseLayer {
   static constexpr std::string_view name = "tanh";
+  static constexpr Activation activation = Activation::tanh;
   template <class T>
   static TapeTensor<T> record(const LayerSpec&, const TapeTensor<T>& x, ParamHandles<T>) {
     return ops::tanh(x);

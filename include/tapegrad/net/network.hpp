@@ -1,5 +1,6 @@
 // A network of a spec recorded on the op tape: every layer through its table entry's record
-// (ops:: with their hand-derived VJPs on the fast kernels), then the loss.
+// (ops:: with their hand-derived VJPs on the fast kernels; a conv2d or linear followed by an
+// activation as one fused op, see Fusion), then the loss.
 //
 //   Tape<float> tape;
 //   const auto x = tape.view(batch.x, /*requires_grad=*/false);   // no copy
@@ -38,20 +39,47 @@ void take_grads(Tape<T>& tape, const std::vector<TapeTensor<T>>& handles, ParamS
   for (std::size_t i = 0; i < handles.size(); ++i) tape.take_grad(handles[i], params[i].grad);
 }
 
+// Whether record_output fuses a layer whose kind can take an activation (conv2d, linear: their
+// `fuses_activation`) with the activation layer right after it (relu, sigmoid, tanh: their
+// `activation`), recording one fused op (ops.hpp) instead of two. The results are the same bits
+// either way (tests/fused_ops_test.cpp); the fused op saves the activation's pass over memory.
+enum class Fusion { activations, none };
+
+// The activation the layer after `i` fuses into layer i, or none.
+inline Activation fused_activation(const NetSpec& spec, std::size_t i, Fusion fusion) {
+  if (fusion == Fusion::none || i + 1 >= spec.layers.size()) return Activation::none;
+  const bool takes = visit_layer_kind(spec.layers[i].kind, [](auto kind) {
+    return requires { decltype(kind)::fuses_activation; };
+  });
+  if (!takes) return Activation::none;
+  return visit_layer_kind(spec.layers[i + 1].kind, [](auto kind) {
+    if constexpr (requires { decltype(kind)::activation; }) return decltype(kind)::activation;
+    return Activation::none;
+  });
+}
+
 // The network output (before the loss); params[i] are handles for spec.params[i].
 template <class T>
 TapeTensor<T> record_output(const NetSpec& spec, const TapeTensor<T>& x,
-                            const std::vector<TapeTensor<T>>& params) {
+                            const std::vector<TapeTensor<T>>& params,
+                            Fusion fusion = Fusion::activations) {
   check_arg(params.size() == spec.params.size(), "record_network", "got ", params.size(),
             " parameter tensors, expected ", spec.params.size());
   TapeTensor<T> a = x;
   std::vector<TapeTensor<T>> lp;
-  for (const LayerSpec& L : spec.layers) {
+  for (std::size_t li = 0; li < spec.layers.size(); ++li) {
+    const LayerSpec& L = spec.layers[li];
     lp.clear();
     for (int i : L.params) lp.push_back(params[static_cast<std::size_t>(i)]);
+    const Activation act = fused_activation(spec, li, fusion);
     a = visit_layer_kind(L.kind, [&](auto kind) {
-      return decltype(kind)::template record<T>(L, a, ParamHandles<T>(lp));
+      using K = decltype(kind);
+      if constexpr (requires { K::fuses_activation; })
+        return K::template record<T>(L, a, ParamHandles<T>(lp), act);
+      else
+        return K::template record<T>(L, a, ParamHandles<T>(lp));
     });
+    if (act != Activation::none) ++li;  // the activation layer is in the fused op
   }
   return a;
 }
@@ -70,8 +98,9 @@ TapeTensor<T> record_loss(const NetSpec& spec, const TapeTensor<T>& out, const T
 template <class T>
 TapeTensor<T> record_network(const NetSpec& spec, const TapeTensor<T>& x,
                              const std::vector<TapeTensor<T>>& params, const Targets<T>& t,
-                             std::optional<index_t> count = std::nullopt) {
-  return record_loss(spec, record_output(spec, x, params), t, count);
+                             std::optional<index_t> count = std::nullopt,
+                             Fusion fusion = Fusion::activations) {
+  return record_loss(spec, record_output(spec, x, params, fusion), t, count);
 }
 
 }  // namespace tapegrad

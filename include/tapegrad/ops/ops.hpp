@@ -4,6 +4,8 @@
 //
 //   conv2d linear relu sigmoid tanh softmax log_softmax max_pool2d avg_pool2d flatten
 //   mse_loss cross_entropy add mul sum
+//   conv2d and linear fused with relu, sigmoid or tanh (their `act` argument); cross_entropy
+//   takes logits: log_softmax and the negative log-likelihood in one op, one pass each way
 //
 // Names are PyTorch's; every input is a TapeTensor on the same tape (bias: std::optional).
 // Each op opens a profiler scope around its whole forward (validation, kernel, recording);
@@ -50,47 +52,67 @@ typename Tape<T>::Cost cost(profile::Scope& scope, const Geom& geom, int passes)
   }
   return c;
 }
+
+// The op's name on the tape and in profiles: "conv2d" (op 0) or "linear" (op 1), and fused
+// with an activation "conv2d+relu", "linear+tanh", ...
+template <int Op>
+const char* fused_name(Activation act) {
+  static constexpr const char* names[2][4] = {
+      {"conv2d", "conv2d+relu", "conv2d+sigmoid", "conv2d+tanh"},
+      {"linear", "linear+relu", "linear+sigmoid", "linear+tanh"}};
+  return names[Op][static_cast<int>(act)];
+}
 }  // namespace detail
 
 // y = conv2d(x, w, b);  dx = conv2d_backward_data(dy, w);  dw = conv2d_backward_weights(x, dy);
 // db = conv2d_backward_bias(dy)
+// Fused with an activation (kernels/activation_kind.hpp): y = act(conv2d(x, w, b)), recorded as
+// one op ("conv2d+relu", ...); its VJP is the activation's from y, dz = activation_backward(y,
+// dy), and then the three above with dz for dy: the same bits as the two ops recorded apart.
 template <class T>
 TapeTensor<T> conv2d(const TapeTensor<T>& x, const TapeTensor<T>& w,
                      const std::type_identity_t<Opt<T>>& b,
-                     const Conv2dParams& prm = {}) {
-  profile::Scope scope("conv2d", profile::Phase::forward);
+                     const Conv2dParams& prm = {}, Activation act = Activation::none) {
+  profile::Scope scope(detail::fused_name<0>(act), profile::Phase::forward);
   detail::check_same_tape("conv2d", x, w);
   if (b) detail::check_same_tape("conv2d", x, *b);
   const Conv2dGeom geom =
       make_conv2d_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, prm, "conv2d");
   const auto cost = detail::cost<T>(scope, geom, x.requires_grad() + w.requires_grad());
   Tensor<T> y =
-      kernels::conv2d_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
-  return x.tape().record("conv2d", std::move(y), {x, w, b},
-      [geom, x, w, b](const Tensor<T>& dy, Grads<T>& grads) {
-        if (x.requires_grad()) grads.add(x, kernels::conv2d_backward_data(geom, dy, w.value()));
-        if (w.requires_grad()) grads.add(w, kernels::conv2d_backward_weights(geom, x.value(), dy));
-        if (b && b->requires_grad()) grads.add(*b, kernels::conv2d_backward_bias(geom, dy));
+      kernels::conv2d_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr, act);
+  return x.tape().record(detail::fused_name<0>(act), std::move(y), {x, w, b},
+      [geom, x, w, b, act](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        Tensor<T> dz;
+        if (act != Activation::none) dz = kernels::activation_backward(act, y, dy);
+        const Tensor<T>& d = act != Activation::none ? dz : dy;
+        if (x.requires_grad()) grads.add(x, kernels::conv2d_backward_data(geom, d, w.value()));
+        if (w.requires_grad()) grads.add(w, kernels::conv2d_backward_weights(geom, x.value(), d));
+        if (b && b->requires_grad()) grads.add(*b, kernels::conv2d_backward_bias(geom, d));
       }, cost);
 }
 
 // y = x w^T + b;  dx = dy w;  dw = dy^T x;  db = sum_n dy
+// Fused with an activation as conv2d ("linear+relu", ...).
 template <class T>
 TapeTensor<T> linear(const TapeTensor<T>& x, const TapeTensor<T>& w,
-                     const std::type_identity_t<Opt<T>>& b) {
-  profile::Scope scope("linear", profile::Phase::forward);
+                     const std::type_identity_t<Opt<T>>& b, Activation act = Activation::none) {
+  profile::Scope scope(detail::fused_name<1>(act), profile::Phase::forward);
   detail::check_same_tape("linear", x, w);
   if (b) detail::check_same_tape("linear", x, *b);
   const LinearGeom geom =
       make_linear_geom(x.shape(), w.shape(), b ? &b->shape() : nullptr, "linear");
   const auto cost = detail::cost<T>(scope, geom, x.requires_grad() + w.requires_grad());
   Tensor<T> y =
-      kernels::linear_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr);
-  return x.tape().record("linear", std::move(y), {x, w, b},
-      [geom, x, w, b](const Tensor<T>& dy, Grads<T>& grads) {
-        if (x.requires_grad()) grads.add(x, kernels::linear_backward_data(geom, dy, w.value()));
-        if (w.requires_grad()) grads.add(w, kernels::linear_backward_weights(geom, x.value(), dy));
-        if (b && b->requires_grad()) grads.add(*b, kernels::linear_backward_bias(geom, dy));
+      kernels::linear_forward(geom, x.value(), w.value(), b ? &b->value() : nullptr, act);
+  return x.tape().record(detail::fused_name<1>(act), std::move(y), {x, w, b},
+      [geom, x, w, b, act](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
+        Tensor<T> dz;
+        if (act != Activation::none) dz = kernels::activation_backward(act, y, dy);
+        const Tensor<T>& d = act != Activation::none ? dz : dy;
+        if (x.requires_grad()) grads.add(x, kernels::linear_backward_data(geom, d, w.value()));
+        if (w.requires_grad()) grads.add(w, kernels::linear_backward_weights(geom, x.value(), d));
+        if (b && b->requires_grad()) grads.add(*b, kernels::linear_backward_bias(geom, d));
       }, cost);
 }
 

@@ -53,6 +53,7 @@ struct TrainerOptions {
   index_t eval_batch = 1000;
   std::uint64_t seed = 1;
   Parallel parallel = Parallel::automatic;
+  Fusion fusion = Fusion::activations;  // conv2d/linear + activation as one op (same bits)
 
   void validate() const;
 };
