@@ -62,6 +62,16 @@ const char* fused_name(Activation act) {
       {"linear", "linear+relu", "linear+sigmoid", "linear+tanh"}};
   return names[Op][static_cast<int>(act)];
 }
+
+// The gradient before a fused op's activation: dy itself for none, else the activation's VJP
+// from the op's output y, written into dz.
+template <class T>
+const Tensor<T>& through_activation(Activation act, const Tensor<T>& y, const Tensor<T>& dy,
+                                    Tensor<T>& dz) {
+  if (act == Activation::none) return dy;
+  dz = kernels::activation_backward(act, y, dy);
+  return dz;
+}
 }  // namespace detail
 
 // y = conv2d(x, w, b);  dx = conv2d_backward_data(dy, w);  dw = conv2d_backward_weights(x, dy);
@@ -84,8 +94,7 @@ TapeTensor<T> conv2d(const TapeTensor<T>& x, const TapeTensor<T>& w,
   return x.tape().record(detail::fused_name<0>(act), std::move(y), {x, w, b},
       [geom, x, w, b, act](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
         Tensor<T> dz;
-        if (act != Activation::none) dz = kernels::activation_backward(act, y, dy);
-        const Tensor<T>& d = act != Activation::none ? dz : dy;
+        const Tensor<T>& d = detail::through_activation(act, y, dy, dz);
         if (x.requires_grad()) grads.add(x, kernels::conv2d_backward_data(geom, d, w.value()));
         if (w.requires_grad()) grads.add(w, kernels::conv2d_backward_weights(geom, x.value(), d));
         if (b && b->requires_grad()) grads.add(*b, kernels::conv2d_backward_bias(geom, d));
@@ -108,8 +117,7 @@ TapeTensor<T> linear(const TapeTensor<T>& x, const TapeTensor<T>& w,
   return x.tape().record(detail::fused_name<1>(act), std::move(y), {x, w, b},
       [geom, x, w, b, act](const Tensor<T>& y, const Tensor<T>& dy, Grads<T>& grads) {
         Tensor<T> dz;
-        if (act != Activation::none) dz = kernels::activation_backward(act, y, dy);
-        const Tensor<T>& d = act != Activation::none ? dz : dy;
+        const Tensor<T>& d = detail::through_activation(act, y, dy, dz);
         if (x.requires_grad()) grads.add(x, kernels::linear_backward_data(geom, d, w.value()));
         if (w.requires_grad()) grads.add(w, kernels::linear_backward_weights(geom, x.value(), d));
         if (b && b->requires_grad()) grads.add(*b, kernels::linear_backward_bias(geom, d));
