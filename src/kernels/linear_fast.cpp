@@ -81,8 +81,8 @@ void forward_into(const LinearGeom& g, const Tensor<T>& x, const Tensor<T>& w, c
   const T* xd = x.data();
   gemm<T>(g.n, g.out, g.in, [&](index_t n, index_t i) { return xd[n * g.in + i]; }, wt, ld,
           yd, g.out, /*accumulate=*/true, /*b_padded=*/true);  // onto the bias
-  // The activation after the product: y is at most a few rows of a training shard, still in
-  // cache (lenet5's fc1 at 16 rows: 7.5 KB)
+  // The activation after the product, over y just written (lenet5's fc1 at a shard of 16
+  // rows: 7.5 KB, still in L1); parallel over chunks for a large y
   activate(act, y);
 }
 
