@@ -108,7 +108,7 @@ void fast_conv2d_within_bound() {
   const T50 db_tol = reduction_tol<T>(ref::conv2d_backward_bias(g, abs50(gy5)), g.n * g.p * g.q);
   FastState restore;
   for (const std::string& isa : available_isas())
-    for (const char* tier : {"pixels", "batch"}) {
+    for (const char* tier : {"pixels", "batch", "channels"}) {
     fast::set_isa(isa);
     fast::set_conv2d_tier(tier);
     const std::string at = where(c.descriptor(), ScalarTraits<T>::name, isa,

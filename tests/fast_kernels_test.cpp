@@ -259,12 +259,12 @@ struct TierGuard {
   ~TierGuard() { fast::set_conv2d_tier("auto"); }
 };
 
-// Each small case through both layouts of the lowered convolution (the shapes' own choice is
+// Each small case through every layout of the lowered convolution (the shapes' own choice is
 // "pixels" for all of them; forced into "batch", their 1 to 3 images fill one partial group of
 // lanes, the rest zeros), and the path cases (full groups of 16 images among them).
-TEST(FastConv2d, BothLoweringTiersAgreeWithFiftyDigitReferenceWithinDerivedBound) {
+TEST(FastConv2d, EveryLoweringTierAgreesWithFiftyDigitReferenceWithinDerivedBound) {
   TierGuard restore;
-  for (const char* tier : {"pixels", "batch"}) {
+  for (const char* tier : {"pixels", "batch", "channels"}) {
     SCOPED_TRACE(tier);
     fast::set_conv2d_tier(tier);
     for (const auto& cc : small_cases()) {
@@ -279,8 +279,8 @@ TEST(FastConv2d, BothLoweringTiersAgreeWithFiftyDigitReferenceWithinDerivedBound
 }
 
 // Forward and backward-data sum each output as one multiply-add chain over the taps in order,
-// in either layout: the same numbers (only the sign of an exact zero may differ, where one
-// layout's tile adds a product with padding that the other's skips; == ignores that sign).
+// in every layout: the same numbers (only the sign of an exact zero may differ, where one
+// layout's tile adds a product with padding that another's skips; == ignores that sign).
 template <class T>
 void check_tiers_agree(const ConvCase& cc) {
   const Conv2dGeom g = geom_of(cc);
@@ -294,16 +294,18 @@ void check_tiers_agree(const ConvCase& cc) {
   fast::set_conv2d_tier("pixels");
   const auto y1 = fast::conv2d_forward(g, x, w, bp);
   const auto dx1 = fast::conv2d_backward_data(g, dy, w);
-  fast::set_conv2d_tier("batch");
-  const auto y2 = fast::conv2d_forward(g, x, w, bp);
-  const auto dx2 = fast::conv2d_backward_data(g, dy, w);
-  for (index_t i = 0; i < y1.numel(); ++i)
-    ASSERT_TRUE(y1[i] == y2[i]) << "forward element " << i << " " << g.str();
-  for (index_t i = 0; i < dx1.numel(); ++i)
-    ASSERT_TRUE(dx1[i] == dx2[i]) << "backward_data element " << i << " " << g.str();
+  for (const char* tier : {"batch", "channels"}) {
+    fast::set_conv2d_tier(tier);
+    const auto y2 = fast::conv2d_forward(g, x, w, bp);
+    const auto dx2 = fast::conv2d_backward_data(g, dy, w);
+    for (index_t i = 0; i < y1.numel(); ++i)
+      ASSERT_TRUE(y1[i] == y2[i]) << tier << " forward element " << i << " " << g.str();
+    for (index_t i = 0; i < dx1.numel(); ++i)
+      ASSERT_TRUE(dx1[i] == dx2[i]) << tier << " backward_data element " << i << " " << g.str();
+  }
 }
 
-TEST(FastConv2d, BothTiersGiveTheSameForwardAndBackwardDataNumbers) {
+TEST(FastConv2d, EveryTierGivesTheSameForwardAndBackwardDataNumbers) {
   for (const auto& cc : small_cases()) {
     check_tiers_agree<float>(cc);
     check_tiers_agree<double>(cc);
@@ -379,7 +381,7 @@ std::vector<ConvCase> determinism_cases() {
 
 TEST(FastConv2d, FloatResultsAreBitwiseIdenticalForOneToFourThreads) {
   TierGuard restore;
-  for (const char* tier : {"auto", "pixels", "batch"}) {
+  for (const char* tier : {"auto", "pixels", "batch", "channels"}) {
     SCOPED_TRACE(tier);
     fast::set_conv2d_tier(tier);
     for (const auto& cc : determinism_cases()) check_thread_determinism<float>(cc);
@@ -388,7 +390,7 @@ TEST(FastConv2d, FloatResultsAreBitwiseIdenticalForOneToFourThreads) {
 
 TEST(FastConv2d, DoubleResultsAreBitwiseIdenticalForOneToFourThreads) {
   TierGuard restore;
-  for (const char* tier : {"auto", "pixels", "batch"}) {
+  for (const char* tier : {"auto", "pixels", "batch", "channels"}) {
     SCOPED_TRACE(tier);
     fast::set_conv2d_tier(tier);
     for (const auto& cc : determinism_cases()) check_thread_determinism<double>(cc);
@@ -422,7 +424,7 @@ void check_into(const ConvCase& cc) {
 
 TEST(FastConv2d, IntoVariantsReshapeTheBufferAndReuseItToTheSameBits) {
   TierGuard restore;
-  for (const char* tier : {"pixels", "batch"}) {
+  for (const char* tier : {"pixels", "batch", "channels"}) {
     SCOPED_TRACE(tier);
     fast::set_conv2d_tier(tier);
     for (const auto& cc : small_cases()) {

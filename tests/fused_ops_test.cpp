@@ -109,7 +109,7 @@ const std::vector<ConvCase>& conv_cases() {
 
 TEST(FusedOps, Conv2dWithActivationIsTheSameBitsAsTheTwoOpsApart) {
   TierGuard restore;
-  for (const char* tier : {"auto", "pixels", "batch"}) {
+  for (const char* tier : {"auto", "pixels", "batch", "channels"}) {
     SCOPED_TRACE(tier);
     fast::set_conv2d_tier(tier);
     std::uint64_t seed = 1;

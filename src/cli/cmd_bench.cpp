@@ -1,7 +1,8 @@
 // tapegrad bench: times one kernel on one shape and thread count, prints median ms and GFLOP/s.
 //   tapegrad bench conv2d --shape N,C,H,W,K,R,S,stride,pad [--dir fwd|bwd_data|bwd_weights]
 //                         [--dtype float|double] [--threads T] [--impl fast|ref] [--repeat R]
-//                         [--isa best|avx512|avx2|generic] [--tier auto|pixels|batch] [--json]
+//                         [--isa best|avx512|avx2|generic]
+//                         [--tier auto|pixels|batch|channels] [--json]
 #include <omp.h>
 
 #include <algorithm>
@@ -213,7 +214,7 @@ void register_bench(CLI::App& app, Action& run) {
   cmd->add_option("--isa", o->isa, "Instruction set of the fast kernels")
       ->check(CLI::IsMember({"best", "avx512", "avx2", "generic"}));
   cmd->add_option("--tier", o->tier, "Layout of the lowered convolution (auto: the shape's choice)")
-      ->check(CLI::IsMember({"auto", "pixels", "batch"}));
+      ->check(CLI::IsMember({"auto", "pixels", "batch", "channels"}));
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([&run, o] { run = [o] { return run_bench(*o); }; });
 }

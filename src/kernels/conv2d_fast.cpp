@@ -1,8 +1,9 @@
 // Fast conv2d: the float/double twins of conv2d_ref.hpp. See conv2d_fast.hpp for what differs
 // from the reference and why. The paths (conv2d_path names them):
 //   lowered        forward, backward-weights, and backward-data with stride 1: register-tiled
-//                  products over a padded, stride-phase-split copy of the input, in one of two
-//                  layouts (tiers "pixels" and "batch"); see conv2d_lowered.hpp.
+//                  products over a padded, stride-phase-split copy of the input, in one of
+//                  three tilings (tiers "pixels", "batch" and, for forward and backward-data,
+//                  "channels"); see conv2d_lowered.hpp.
 //   col2im         backward-data with a stride > 1: tasks (n, group) compute dcol = w^T dy
 //                  and add it onto their own image of dx in a fixed order.
 //   direct         tiny problems (tiny_flops): plain loops on the calling thread, no packing,
@@ -283,9 +284,10 @@ template <class T>
 const char* path_of(const Conv2dGeom& g, Conv2dDirection dir) {
   if (g.flops() < tiny_flops) return "direct";
   if (!lowered(g, dir)) return "col2im";
-  return std::string_view(detail::lowered_tier<T>(g, conv_dir(dir))) == "batch"
-             ? "lowered-batch"
-             : "lowered-pixels";
+  const std::string_view tier = detail::lowered_tier<T>(g, conv_dir(dir));
+  return tier == "batch"      ? "lowered-batch"
+         : tier == "channels" ? "lowered-channels"
+                              : "lowered-pixels";
 }
 
 template <class T>
@@ -351,9 +353,11 @@ void set_conv2d_tier(std::string_view tier) {
     v = 1;
   else if (tier == "batch")
     v = 2;
+  else if (tier == "channels")
+    v = 3;
   else
     throw std::invalid_argument("fast::set_conv2d_tier: unknown tier '" + std::string(tier) +
-                                "', expected auto, pixels or batch");
+                                "', expected auto, pixels, batch or channels");
   detail::forced_tier().store(v);
 }
 

@@ -20,6 +20,12 @@
 //   batch    a vector is the same pixel of `lanes` consecutive images (X~ interleaves them):
 //            no wasted columns, aligned loads; costs a transposition of x / dy and y / dx.
 //            Best for batches of small images (LeNet at batch 64).
+// and, for forward and backward-data only, a third tier over the pixels layout of X~:
+//   channels a vector is `lanes` consecutive output channels of one pixel: the input is
+//            broadcast one element at a time, the packed weights are the vectors (oneDNN's
+//            blocked idea without a blocked tensor: the output vectors are scattered into
+//            NCHW). A tile's inputs stay in the L1 cache across up to 4 vectors of channels.
+//            Best for many channels (ResNet's and VGG's layers).
 // Sum order. Forward and backward-data: every output element is ONE fused multiply-add chain
 // over the taps in order, started at the bias (or 0), whatever the tier, the tile or the
 // thread. Backward-weights: each lane sums its share of (n, p, q) in a fixed order, the
@@ -38,12 +44,13 @@ namespace tapegrad::fast::detail {
 
 enum class ConvDir { forward, backward_data, backward_weights };
 
-// 0: each shape takes the tier its plan prefers; 1: always "pixels"; 2: always "batch"
+// 0: each shape takes the tier its plan prefers; 1: always "pixels"; 2: always "batch";
+// 3: "channels" for forward and backward-data, "pixels" for backward-weights
 // (fast::set_conv2d_tier, for tests and benches).
 std::atomic<int>& forced_tier();
 
-// Which lowering a direction of this geometry takes: "pixels", "batch", or nullptr where
-// the lowered convolution does not apply (backward-data with a stride > 1).
+// Which lowering a direction of this geometry takes: "pixels", "batch", "channels", or
+// nullptr where the lowered convolution does not apply (backward-data with a stride > 1).
 template <class T>
 const char* lowered_tier(const Conv2dGeom& g, ConvDir dir);
 // The tier and its tiling, for tests and bench labels (k*v: k equal items v):

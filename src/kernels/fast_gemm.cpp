@@ -90,6 +90,49 @@ template <class T, int L, int MR, int NP>
     for (int i = 0; i < NP; ++i) std::memcpy(c + m * ldc + i * L, &cr[m][i], sizeof(V));
 }
 
+// Channels-tier outer product: NW output pixels (their inputs broadcast from x + boff[kk] + i)
+// x KB vectors of output channels (the packed weights), see LoweredKernels::couter.
+template <class T, int L, int KB, int NW>
+[[gnu::always_inline]] inline void couter_body(index_t kd, const T* w, const T* x,
+                                               const index_t* boff, T* c, int mode,
+                                               const T* bias) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V cr[NW][KB];
+  V bv[KB];
+#pragma GCC unroll 4
+  for (int v = 0; v < KB; ++v) {
+    if (mode == 1)
+      std::memcpy(&bv[v], bias + v * L, sizeof(V));
+    else
+      bv[v] = V{};
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < NW; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) {
+      if (mode == 2)
+        std::memcpy(&cr[i][v], c + (i * KB + v) * L, sizeof(V));
+      else
+        cr[i][v] = bv[v];
+    }
+  for (index_t kk = 0; kk < kd; ++kk) {
+    V wv[KB];
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) std::memcpy(&wv[v], w + (kk * KB + v) * L, sizeof(V));
+    const T* xk = x + boff[kk];
+#pragma GCC unroll 24
+    for (int i = 0; i < NW; ++i) {
+      const T xi = xk[i];
+#pragma GCC unroll 4
+      for (int v = 0; v < KB; ++v) cr[i][v] += xi * wv[v];
+    }
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < NW; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) std::memcpy(c + (i * KB + v) * L, &cr[i][v], sizeof(V));
+}
+
 // Lowered-convolution lane-wise dot products: MR rows of a (stride lda) x NT tap rows of b
 // (at b + boff[t]), accumulated as vectors in acc (see LoweredKernels).
 template <class T, int L, int MR, int NT>
@@ -233,6 +276,31 @@ template <class T, int L>
   TG_LOWERED(ISA, ATTR, T, L, 4, 3, 3)  \
   TG_LOWERED(ISA, ATTR, T, L, 5, 2, 2)  \
   TG_LOWERED(ISA, ATTR, T, L, 6, 2, 2)
+#define TG_COUTER(ISA, ATTR, T, L, KB, NW)                                               \
+  ATTR void couter_##ISA##_##T##_##KB(index_t kd, const T* w, const T* x, const index_t* boff, \
+                                      T* c, int mode, const T* bias) {                       \
+    couter_body<T, L, KB, NW>(kd, w, x, boff, c, mode, bias);                                \
+  }
+// AVX-512: KB*NW = 24 accumulators of 32 zmm; AVX2 and SSE: 12 of 16 (KB weight vectors and a
+// broadcast beside them)
+#define TG_COUTER_512(T, L)                     \
+  TG_COUTER(avx512, TG_AVX512, T, L, 1, 24)     \
+  TG_COUTER(avx512, TG_AVX512, T, L, 2, 12)     \
+  TG_COUTER(avx512, TG_AVX512, T, L, 3, 8)      \
+  TG_COUTER(avx512, TG_AVX512, T, L, 4, 6)
+#define TG_COUTER_256(ISA, ATTR, T, L) \
+  TG_COUTER(ISA, ATTR, T, L, 1, 12)    \
+  TG_COUTER(ISA, ATTR, T, L, 2, 6)     \
+  TG_COUTER(ISA, ATTR, T, L, 3, 4)
+TG_COUTER_512(float, 16)
+TG_COUTER_512(double, 8)
+TG_COUTER_256(avx2, TG_AVX2, float, 8)
+TG_COUTER_256(avx2, TG_AVX2, double, 4)
+TG_COUTER_256(sse, TG_SSE, float, 4)
+TG_COUTER_256(sse, TG_SSE, double, 2)
+#undef TG_COUTER
+#undef TG_COUTER_512
+#undef TG_COUTER_256
 #define TG_TRANSPOSE(ISA, ATTR, T, L)                                                    \
   ATTR void transpose_##ISA##_##T(const T* src, index_t ld_src, T* dst, index_t ld_dst) { \
     transpose_body<T, L>(src, ld_src, dst, ld_dst);                                      \
@@ -261,6 +329,9 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
         {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
          ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6,                   \
          ldot_##ISA##_##T##_7, ldot_##ISA##_##T##_8},                                        \
+        4, {0, 24, 12, 8, 6},                                                                \
+        {nullptr, couter_##ISA##_##T##_1, couter_##ISA##_##T##_2, couter_##ISA##_##T##_3,    \
+         couter_##ISA##_##T##_4},                                                            \
         transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 #define TG_LK6(ISA, T, L)                                                                    \
@@ -271,6 +342,9 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
          nullptr},                                                                           \
         {nullptr, ldot_##ISA##_##T##_1, ldot_##ISA##_##T##_2, ldot_##ISA##_##T##_3,          \
          ldot_##ISA##_##T##_4, ldot_##ISA##_##T##_5, ldot_##ISA##_##T##_6, nullptr, nullptr}, \
+        3, {0, 12, 6, 4, 0},                                                                 \
+        {nullptr, couter_##ISA##_##T##_1, couter_##ISA##_##T##_2, couter_##ISA##_##T##_3,    \
+         nullptr},                                                                           \
         transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 const LoweredKernels<float> lk_avx512_f32 = TG_LK8(avx512, float, 16);

@@ -39,12 +39,20 @@ struct MicroKernels {
 //                acc[(m*nt + t)*lanes + l] += sum_{row < rows} sum_{s < steps}
 //                    a[m*lda + row*ras + s*lanes + l] * b[boff[t] + row*rbs + s*lanes + l]
 //              summed in increasing (row, s), one chain per lane; the caller combines the lanes.
+//   couter[kb] the channels tier's tile: cnw[kb] output pixels x kb vectors of channels
+//                c[i*kb*lanes + v*lanes + l] = init + sum_{kk < kd} w[kk*kb*lanes + v*lanes + l]
+//                    * x[boff[kk] + i]
+//              summed in increasing kk, one fused multiply-add chain per element; init is 0
+//              (mode 0), bias[v*lanes + l] (mode 1) or the tile's old value (mode 2). w: a
+//              packed panel (kd x kb vectors), x + boff[kk] + i: the input of pixel i at tap kk
+//              (one scalar, broadcast).
 //   transpose  an L x L block (L = lanes): dst[j*ld_dst + i] = src[i*ld_src + j] (exact copies).
 //   sum        acc[4][L] += x[0..n): vector i (i < n/L) into acc[i % 4], the n % L left over
 //              into lanes 0.. of acc[(n/L) % 4]; each lane one chain of adds in order.
 template <class T>
 struct LoweredKernels {
   static constexpr int max_rows = 8;
+  static constexpr int max_vecs = 4;
   int lanes;
   int mr_max;
   int np[max_rows + 1];
@@ -53,6 +61,10 @@ struct LoweredKernels {
                               const index_t* pofs, T* c, index_t ldc, int mode, const T* bias);
   void (*dot[max_rows + 1])(index_t rows, index_t steps, const T* a, index_t lda, index_t ras,
                             const T* b, const index_t* boff, index_t rbs, T* acc);
+  int kb_max;             // channels tier: most vectors of channels in a tile
+  int cnw[max_vecs + 1];  // channels tier: pixels of a tile of kb vectors
+  void (*couter[max_vecs + 1])(index_t kd, const T* w, const T* x, const index_t* boff, T* c,
+                               int mode, const T* bias);
   void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
   void (*sum)(const T* x, index_t n, T* acc);
 };

@@ -88,7 +88,8 @@ template <>
 std::uint64_t conv2d_workspace_bytes<double>(const Conv2dGeom& g, Conv2dDirection dir,
                                              int threads);
 // The code path one direction of this geometry takes on this CPU, for tests and benches:
-// "direct", "lowered-pixels", "lowered-batch" or "col2im" (see src/kernels/conv2d_fast.cpp).
+// "direct", "lowered-pixels", "lowered-batch", "lowered-channels" (forward and backward-data)
+// or "col2im" (see src/kernels/conv2d_fast.cpp).
 template <class T>
 const char* conv2d_path(const Conv2dGeom& g, Conv2dDirection dir);
 template <>
@@ -106,10 +107,12 @@ std::string conv2d_plan<float>(const Conv2dGeom& g, Conv2dDirection dir);
 template <>
 std::string conv2d_plan<double>(const Conv2dGeom& g, Conv2dDirection dir);
 
-// Forces the layout of the lowered convolution ("pixels" or "batch"; "auto", the default, lets
-// each shape take the one that wastes less) so that tests can reach both on any shape and
-// benches can compare them. Results of forward and backward-data are the same bits in both
-// (one FMA chain per output either way); backward-weights sums its lanes differently.
+// Forces the layout of the lowered convolution ("pixels", "batch" or "channels"; "auto", the
+// default, lets each shape take its plan's choice) so that tests can reach every layout on any
+// shape and benches can compare them. "channels" (a vector is consecutive output channels of
+// one pixel) exists for forward and backward-data; forced, backward-weights takes "pixels".
+// Results of forward and backward-data are the same bits in all three (one FMA chain per
+// output either way); backward-weights sums its lanes differently in "pixels" and "batch".
 // Throws std::invalid_argument for another name. Not to be called while kernels run.
 void set_conv2d_tier(std::string_view tier);
 
