@@ -361,6 +361,10 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   return pl;
 }
 
+const char* tier_name(const Plan& pl) {
+  return pl.batch ? "batch" : pl.chan ? "channels" : "pixels";
+}
+
 // Rows of the packed weights of the products (channels tier: rows rounded up to vectors).
 index_t packed_rows(const Plan& pl) { return pl.chan ? round_up(pl.M, pl.L) : pl.M; }
 
@@ -548,11 +552,12 @@ void run_product(const Conv2dGeom& g, const Plan& pl, const T* src, T* xt, const
     const index_t G = pl.in.groups, npan = pl.panels.count(), w = lk.kb_max * pl.L;
     bpad.assign(std::size_t(G * npan * w), T(0));
     for (index_t gi = 0; gi < G; ++gi)
-      for (index_t pi = 0; pi < npan; ++pi)
-        for (index_t m = pl.panels.first[std::size_t(pi)] * pl.L;
-             m < std::min(pl.M, pl.panels.first[std::size_t(pi + 1)] * pl.L); ++m)
-          bpad[std::size_t((gi * npan + pi) * w + m - pl.panels.first[std::size_t(pi)] * pl.L)] =
-              bias[gi * pl.M + m];
+      for (index_t pi = 0; pi < npan; ++pi) {
+        const index_t m0 = pl.panels.first[std::size_t(pi)] * pl.L;
+        const index_t m1 = std::min(pl.M, pl.panels.first[std::size_t(pi + 1)] * pl.L);
+        std::copy(bias + gi * pl.M + m0, bias + gi * pl.M + m1,
+                  bpad.begin() + (gi * npan + pi) * w);
+      }
     bias = bpad.data();
   }
 #pragma omp parallel if (g.flops() >= min_parallel_flops)
@@ -614,7 +619,7 @@ std::string lowered_plan(const Conv2dGeom& g, ConvDir dir) {
                         : std::to_string(pl.chan ? lk.cnw[mr] : lk.np[mr]));
   }
   // channels: panels of vectors of L rows, tiles of pixels
-  std::string s = pl.batch ? "batch" : pl.chan ? "channels" : "pixels";
+  std::string s = tier_name(pl);
   s += " panels=" + join_runs(rows);
   if (dir == ConvDir::backward_weights)
     s += " tap_tiles=" + join_runs(tiles) + " runs=" + std::to_string(pl.runs);
@@ -662,8 +667,7 @@ template <class T>
 const char* lowered_tier(const Conv2dGeom& g, ConvDir dir) {
   if (dir == ConvDir::backward_data && (g.prm.stride[0] > 1 || g.prm.stride[1] > 1))
     return nullptr;
-  const Plan pl = plan_of<T>(g, dir);
-  return pl.batch ? "batch" : pl.chan ? "channels" : "pixels";
+  return tier_name(plan_of<T>(g, dir));
 }
 
 template <class T>
