@@ -182,8 +182,13 @@ struct Plan {
 // row copy; pixels: the row copies), measured on LeNet's and ResNet's shapes.
 constexpr double transpose_cost = 0.1, copy_cost = 0.05;
 // The channels tier writes its outputs one element at a time (a load and a store, where a
-// vector multiply-add does L lanes' work in half a cycle): about one multiply-add per element.
-constexpr double scatter_cost = 1.0;
+// vector multiply-add does L lanes' work in half a cycle): in vector multiply-adds, a cost
+// that grows with L. Fitted: about one per element at L = 4 and 8 (AVX2; the measurements at
+// plan_of's rule), about two at L = 16 (AVX-512 float, an Intel Xeon: the ResNet stem's
+// forward, which one per element put at 1.098 of the pixels tier's cost and so took, ran at
+// 0.71-0.74x of the pixels tier in side-by-side runs; ResNet's and VGG's 3x3 layers, which
+// stay in the tier with two, at 0.92-1.06x).
+double scatter_cost(index_t lanes) { return std::max(1.0, double(lanes) / 8.0); }
 
 // Tap offsets in X~ for the forward / backward-weights lowering of x, in the order (r, c, s)
 // (the products: a tile's taps that can read x rows are one range) or (c, r, s) (the layout of
@@ -282,7 +287,7 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
     chan_nw = std::lcm(chan_nw, index_t(lk.cnw[chan_panels.rows(i)]));
   const double cost_chan = NG * double(round_up(pl.op * wq, chan_nw)) *
                                double(ceil_div(pl.M, L)) * taps +
-                           copy_cost * in_elems + scatter_cost * NG * M * pix;
+                           copy_cost * in_elems + scatter_cost(L) * NG * M * pix;
   const bool chan_pays = dir != ConvDir::backward_weights && pl.M >= 4 * L &&
                          cost_chan <= 1.10 * std::min(cost_pixels, cost_batch);
   const int force = forced_tier().load(std::memory_order_relaxed);
