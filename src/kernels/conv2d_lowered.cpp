@@ -28,6 +28,9 @@ constexpr double task_flops = 2e5;
 // Backward-weights reads its reduction in chunks of about this many vectors per row of the
 // tile, so that a chunk of every row of a tile stays in the L1 cache across the tap tiles.
 constexpr index_t chunk_steps = 64;
+// The channels tier's tasks are runs of at least this many output pixels (and whole L x L
+// blocks), so that their outputs go out by L x L transposes and row copies.
+constexpr index_t chan_run = 48;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
@@ -181,13 +184,16 @@ struct Plan {
 // tenth of a multiply-add (batch: a load, a store and log2(L) shuffles per L elements, and a
 // row copy; pixels: the row copies), measured on LeNet's and ResNet's shapes.
 constexpr double transpose_cost = 0.1, copy_cost = 0.05;
-// The channels tier writes its outputs one element at a time (a load and a store, where a
-// vector multiply-add does L lanes' work in half a cycle): in vector multiply-adds, a cost
-// that grows with L. Fitted: about one per element at L = 4 and 8 (AVX2; the measurements at
-// plan_of's rule), about two at L = 16 (AVX-512 float, an Intel Xeon: the ResNet stem's
-// forward, which one per element put at 1.098 of the pixels tier's cost and so took, ran at
-// 0.71-0.74x of the pixels tier in side-by-side runs; ResNet's and VGG's 3x3 layers, which
-// stay in the tier with two, at 0.92-1.06x).
+// The channels tier's output: its tiles are [pixel][channel], transposed by L x L blocks and
+// copied into NCHW row by row (until a later session, written one element at a time). Its
+// cost per output element, in vector multiply-adds, was fitted while it was one element at a
+// time, and grows with L (a vector multiply-add does L lanes' work): about one at L = 4 and 8
+// (AVX2; the measurements at plan_of's rule), about two at L = 16 (AVX-512 float, an Intel
+// Xeon: the ResNet stem's forward, which one per element put at 1.098 of the pixels tier's
+// cost and so took, ran at 0.71-0.74x of the pixels tier in side-by-side runs; ResNet's and
+// VGG's 3x3 layers, which stay in the tier with two, at 0.92-1.06x). Kept after the
+// transposes: with them the stem's forward measured 1.00x of the pixels tier (paired runs,
+// quartiles 0.87-1.25), and no AVX2 machine was at hand to fit it again.
 double scatter_cost(index_t lanes) { return std::max(1.0, double(lanes) / 8.0); }
 
 // Tap offsets in X~ for the forward / backward-weights lowering of x, in the order (r, c, s)
@@ -276,9 +282,9 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   // at most mr_max rows. Measured (AVX2, 1 thread, float, against the better of the other two,
   // forward and backward-data) it gains 1.21-1.24x on ResNet's 3x3 and stem layers of 64
   // channels and 0.94-1.08x on VGG's 128 (double: 1.02-1.21x), and it loses on LeNet's 6 and
-  // 16 (0.22-0.87x: few rows, and its outputs are scattered one element at a time). So: at
-  // least 4 vectors of rows, and a cost (multiply-
-  // adds and the scatter) no more than 10 % above the cheaper of the other two tiers' (the
+  // 16 (0.22-0.87x: few rows, and its outputs were then scattered one element at a time). So:
+  // at least 4 vectors of rows, and a cost (multiply-adds and the output, scatter_cost) no
+  // more than 10 % above the cheaper of the other two tiers' (the
   // ResNet stem's wasted columns and scatter put it 5 % above the pixels tier's, VGG's 8 %
   // above the batch tier's).
   const Panels chan_panels = make_panels(ceil_div(pl.M, L), lk.kb_max);
@@ -417,20 +423,20 @@ ProductTasks product_tasks(const Plan& pl) {
   ProductTasks pt;
   // batch tier: at least 2L output pixels per task, so that its output goes out by whole L x L
   // transposes
-  pt.run_vecs =
-      pl.batch ? round_up(std::max(blocks_per_task * bnp, 2 * L), bnp) : blocks_per_task * bnp;
+  pt.run_vecs = pl.batch  ? round_up(std::max(blocks_per_task * bnp, 2 * L), bnp)
+                : pl.chan ? round_up(std::max(blocks_per_task * bnp, chan_run), std::lcm(bnp, L))
+                          : blocks_per_task * bnp;
   pt.vecs = pl.batch ? pl.op * pl.oq : pl.chan ? pl.op * pl.in.wq : ceil_div(pl.op * pl.in.wq, L);
   pt.runs = ceil_div(pt.vecs, pt.run_vecs);
   pt.count = pl.in.units * pl.in.groups * pt.runs;
   return pt;
 }
 
-// The largest channels-tier tile, in elements: cnw[kb] pixels x kb vectors.
+// The channels tier's stage, in elements: a run's tiles [pixel][row] and the same transposed
+// [row][pixel], each run_vecs pixels x kb_max vectors of rows.
 template <class T>
-index_t channel_stage(const LoweredKernels<T>& lk) {
-  index_t n = 0;
-  for (int kb = 1; kb <= lk.kb_max; ++kb) n = std::max(n, index_t(lk.cnw[kb]) * kb * lk.lanes);
-  return n;
+index_t channel_stage(const LoweredKernels<T>& lk, const ProductTasks& pt) {
+  return 2 * pt.run_vecs * lk.kb_max * lk.lanes;
 }
 
 // Task t < product_tasks(pl).count.
@@ -451,32 +457,44 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
     const index_t v_begin = run * run_vecs, v_end = std::min(vecs, v_begin + run_vecs);
     index_t pofs[24];
     if (pl.chan) {
-      // vecs: pixels j = p*wq + q; a tile is cnw[kb] of them x kb vectors of rows, its stage
-      // [pixel][row] scattered into out (q < oq, rows < M)
-      T* stage = scratch_aligned<T>(4, channel_stage(lk));
+      // vecs: pixels j = p*wq + q; a tile is cnw[kb] of them x kb vectors of rows. A panel's
+      // tiles fill the run's stage [pixel][row], which L x L transposes turn into [row][pixel]
+      // (npx pixels a row), cropped into out row by row (q < oq, rows < M).
+      const index_t npx = round_up(v_end - v_begin, L);
+      T* stage = scratch_aligned<T>(4, channel_stage(lk, pt));
+      T* rows = stage + pt.run_vecs * lk.kb_max * L;
       const index_t span = pl.op * in.wq;
-      for (index_t b0 = v_begin; b0 < v_end; b0 += bnp)
-        for (index_t pi = 0; pi < npan; ++pi) {
-          const int kb = pl.panels.rows(pi), nw = lk.cnw[kb];
-          const index_t kbl = kb * L, m0 = pl.panels.first[std::size_t(pi)] * L;
-          const index_t mc = std::min(kbl, M - m0);
-          const T* a = apack + aoff[std::size_t(gi * npan + pi)];
-          const T* bm = bias ? bias + (gi * npan + pi) * lk.kb_max * L : nullptr;
-          for (index_t j0 = b0; j0 < std::min(v_end, b0 + bnp); j0 += nw) {
-            const index_t j1 = std::min(span, j0 + nw);
-            const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
-            lk.couter[kb](k1 - k0, a + k0 * kbl, xu + j0, pl.boff.data() + k0, stage, mode, bm);
-            activate(act, stage, nw * kbl);  // (the columns q >= oq, rows >= M too: dropped)
-            T* o = out + (un * G * M + gi * M + m0) * PQ;
-            for (index_t j = j0; j < j1; ++j) {
-              const index_t p = j / in.wq, q = j % in.wq;
-              if (q >= pl.oq) continue;
-              const T* sr = stage + (j - j0) * kbl;
-              T* d = o + p * pl.oq + q;
-              for (index_t m = 0; m < mc; ++m) d[m * PQ] = sr[m];
-            }
+      for (index_t pi = 0; pi < npan; ++pi) {
+        const int kb = pl.panels.rows(pi), nw = lk.cnw[kb];
+        const index_t kbl = kb * L, m0 = pl.panels.first[std::size_t(pi)] * L;
+        const index_t mc = std::min(kbl, M - m0);
+        const T* a = apack + aoff[std::size_t(gi * npan + pi)];
+        const T* bm = bias ? bias + (gi * npan + pi) * lk.kb_max * L : nullptr;
+        index_t done = 0;  // pixels of the run computed
+        for (index_t j0 = v_begin; j0 < v_end; j0 += nw) {
+          const index_t j1 = std::min(span, j0 + nw);
+          const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
+          lk.couter[kb](k1 - k0, a + k0 * kbl, xu + j0, pl.boff.data() + k0,
+                        stage + (j0 - v_begin) * kbl, mode, bm);
+          done += nw;
+        }
+        // (the pixels past the run's last tile, up to npx, are transposed but never copied)
+        activate(act, stage, std::min(done, npx) * kbl);  // (q >= oq, rows >= M: dropped)
+        for (index_t p0 = 0; p0 < std::min(done, npx); p0 += L)
+          for (index_t r0 = 0; r0 < kbl; r0 += L)
+            lk.transpose(stage + p0 * kbl + r0, kbl, rows + r0 * npx + p0, npx);
+        for (index_t m = 0; m < mc; ++m) {
+          T* orow = out + (un * G * M + gi * M + m0 + m) * PQ;
+          const T* srow = rows + m * npx - v_begin;
+          for (index_t p = v_begin / in.wq; p * in.wq < v_end; ++p) {
+            const index_t qa = std::max(v_begin - p * in.wq, index_t(0));
+            const index_t qb = std::min(v_end - p * in.wq, pl.oq);
+            T* d = orow + p * pl.oq;
+            const T* sr = srow + p * in.wq;
+            for (index_t q = qa; q < qb; ++q) d[q] = sr[q];
           }
         }
+      }
     } else if (!pl.batch) {
       T* stage = scratch_aligned<T>(4, lk.mr_max * 24 * L);
       const index_t span = pl.op * in.wq;
@@ -661,7 +679,7 @@ LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir) {
   } else {
     const ProductTasks pt = product_tasks<T>(pl);
     ws.per_thread += (pl.batch  ? lk.mr_max * (round_up(pt.run_vecs, 24) + L) * L
-                      : pl.chan ? channel_stage(lk)
+                      : pl.chan ? channel_stage(lk, pt)
                                 : lk.mr_max * 24 * L) +
                      pad;
   }

@@ -23,8 +23,8 @@
 // and, for forward and backward-data only, a third tier over the pixels layout of X~:
 //   channels a vector is `lanes` consecutive output channels of one pixel: the input is
 //            broadcast one element at a time, the packed weights are the vectors (oneDNN's
-//            blocked idea without a blocked tensor: the output vectors are scattered into
-//            NCHW). A tile's inputs stay in the L1 cache across up to 4 vectors of channels.
+//            blocked idea without a blocked tensor: a run of tiles is transposed into NCHW
+//            by L x L blocks). A tile's inputs stay in the L1 cache across up to 4 vectors of channels.
 //            Best for many channels (ResNet's and VGG's layers).
 // Sum order. Forward and backward-data: every output element is ONE fused multiply-add chain
 // over the taps in order, started at the bias (or 0), whatever the tier, the tile or the
