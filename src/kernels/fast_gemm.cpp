@@ -92,6 +92,12 @@ template <class T, int L, int MR, int NP>
 
 // Channels-tier outer product: NW output pixels (their inputs broadcast from x + boff[kk] + i)
 // x KB vectors of output channels (the packed weights), see LoweredKernels::couter.
+// The weights (a panel's are 147 KB for ResNet's 3x3 layer, streamed from the L2 cache once per
+// tile) are prefetched couter_prefetch taps ahead: in paired runs on an Intel Xeon, 1 thread,
+// ResNet's and VGG's forward and backward-data gained 1.02-1.13x in float (1.04-1.05x in the
+// last run, of this code), 1.09-1.12x in double and 1.01-1.02x with the AVX2 kernels (4 taps
+// ahead: 0.98-1.15x).
+constexpr index_t couter_prefetch = 12;
 template <class T, int L, int KB, int NW>
 [[gnu::always_inline]] inline void couter_body(index_t kd, const T* w, const T* x,
                                                const index_t* boff, T* c, int mode,
@@ -116,6 +122,9 @@ template <class T, int L, int KB, int NW>
         cr[i][v] = bv[v];
     }
   for (index_t kk = 0; kk < kd; ++kk) {
+    const index_t kp = std::min(kk + couter_prefetch, kd - 1);  // (in the array)
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) __builtin_prefetch(w + (kp * KB + v) * L);
     V wv[KB];
 #pragma GCC unroll 4
     for (int v = 0; v < KB; ++v) std::memcpy(&wv[v], w + (kk * KB + v) * L, sizeof(V));
