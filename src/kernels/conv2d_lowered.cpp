@@ -411,6 +411,17 @@ std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, F weight) {
 //   batch tier: tasks (group of L images and group, run of output pixels); for each panel the
 //     tiles of np pixels fill a stage [m][pixel][lane] that is transposed into out by L x L
 //     blocks.
+// The crop of one output row's run: src[j - j0] for j = p*wq + q in [j0, j1) ->
+// dst[p*oq + q] where q < oq (the columns [oq, wq) are dropped).
+template <class T>
+void crop_row(const T* src, index_t j0, index_t j1, index_t wq, index_t oq, T* dst) {
+  for (index_t p = j0 / wq; p * wq < j1; ++p) {
+    const index_t qa = std::max(j0 - p * wq, index_t(0));
+    const index_t qb = std::min(j1 - p * wq, oq);
+    for (index_t q = qa; q < qb; ++q) dst[p * oq + q] = src[p * wq + q - j0];
+  }
+}
+
 struct ProductTasks {
   index_t run_vecs, vecs, runs, count;
 };
@@ -483,17 +494,9 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
         for (index_t p0 = 0; p0 < std::min(done, npx); p0 += L)
           for (index_t r0 = 0; r0 < kbl; r0 += L)
             lk.transpose(stage + p0 * kbl + r0, kbl, rows + r0 * npx + p0, npx);
-        for (index_t m = 0; m < mc; ++m) {
-          T* orow = out + (un * G * M + gi * M + m0 + m) * PQ;
-          const T* srow = rows + m * npx - v_begin;
-          for (index_t p = v_begin / in.wq; p * in.wq < v_end; ++p) {
-            const index_t qa = std::max(v_begin - p * in.wq, index_t(0));
-            const index_t qb = std::min(v_end - p * in.wq, pl.oq);
-            T* d = orow + p * pl.oq;
-            const T* sr = srow + p * in.wq;
-            for (index_t q = qa; q < qb; ++q) d[q] = sr[q];
-          }
-        }
+        for (index_t m = 0; m < mc; ++m)
+          crop_row(rows + m * npx, v_begin, v_end, in.wq, pl.oq,
+                   out + (un * G * M + gi * M + m0 + m) * PQ);
       }
     } else if (!pl.batch) {
       T* stage = scratch_aligned<T>(4, lk.mr_max * 24 * L);
@@ -511,18 +514,9 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
             lk.outer[mr](k1 - k0, a + k0 * mr, xu + j0, pl.boff.data() + k0, pofs, stage, np * L,
                          mode, bm);
             activate(act, stage, mr * np * L);  // (the columns q >= oq too: dropped below)
-            // crop: j = p*wq + q -> out[n][gi*M + m][p][q] for q < oq
-            for (int m = 0; m < mr; ++m) {
-              T* orow = out + (un * G * M + gi * M + m0 + m) * PQ;
-              const T* srow = stage + m * np * L - j0;
-              for (index_t p = j0 / in.wq; p * in.wq < j1; ++p) {
-                const index_t qa = std::max(j0 - p * in.wq, index_t(0));
-                const index_t qb = std::min(j1 - p * in.wq, pl.oq);
-                T* d = orow + p * pl.oq;
-                const T* sr = srow + p * in.wq;
-                for (index_t q = qa; q < qb; ++q) d[q] = sr[q];
-              }
-            }
+            for (int m = 0; m < mr; ++m)
+              crop_row(stage + m * np * L, j0, j1, in.wq, pl.oq,
+                       out + (un * G * M + gi * M + m0 + m) * PQ);
           }
         }
     } else {
