@@ -401,16 +401,6 @@ std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, F weight) {
   return off;
 }
 
-// The product of forward and backward-data: out[n][gi*M + m][p][q] (an NCHW tensor of G*M
-// channels, op x oq pixels) = bias[gi*M + m] (or 0) + sum_kk A(gi, m, kk) * X~[boff[kk] + ...],
-// each tile summing only the taps whose kernel rows can reach data (Plan::tap_range; the
-// others would add products with zeros).
-//   pixels tier: tasks (image and group, run of blocks); a block is bnp vectors of L
-//     consecutive j = p*wq + q, which every panel covers with whole tiles of its width (the
-//     panels share the block's inputs); each tile is cropped into out (q < oq) at once.
-//   batch tier: tasks (group of L images and group, run of output pixels); for each panel the
-//     tiles of np pixels fill a stage [m][pixel][lane] that is transposed into out by L x L
-//     blocks.
 // The crop of one output row's run: src[j - j0] for j = p*wq + q in [j0, j1) ->
 // dst[p*oq + q] where q < oq (the columns [oq, wq) are dropped).
 template <class T>
@@ -422,6 +412,19 @@ void crop_row(const T* src, index_t j0, index_t j1, index_t wq, index_t oq, T* d
   }
 }
 
+// The product of forward and backward-data: out[n][gi*M + m][p][q] (an NCHW tensor of G*M
+// channels, op x oq pixels) = bias[gi*M + m] (or 0) + sum_kk A(gi, m, kk) * X~[boff[kk] + ...],
+// each tile summing only the taps whose kernel rows can reach data (Plan::tap_range; the
+// others would add products with zeros).
+//   pixels tier: tasks (image and group, run of blocks); a block is bnp vectors of L
+//     consecutive j = p*wq + q, which every panel covers with whole tiles of its width (the
+//     panels share the block's inputs); each tile is cropped into out (q < oq) at once.
+//   batch tier: tasks (group of L images and group, run of output pixels); for each panel the
+//     tiles of np pixels fill a stage [m][pixel][lane] that is transposed into out by L x L
+//     blocks.
+//   channels tier: tasks (image and group, run of at least chan_run pixels); for each panel
+//     the tiles fill a stage [pixel][row] that L x L transposes turn into rows, cropped into
+//     out.
 struct ProductTasks {
   index_t run_vecs, vecs, runs, count;
 };

@@ -24,8 +24,8 @@
 //   channels a vector is `lanes` consecutive output channels of one pixel: the input is
 //            broadcast one element at a time, the packed weights are the vectors (oneDNN's
 //            blocked idea without a blocked tensor: a run of tiles is transposed into NCHW
-//            by L x L blocks). A tile's inputs stay in the L1 cache across up to 4 vectors of channels.
-//            Best for many channels (ResNet's and VGG's layers).
+//            by L x L blocks). A tile's inputs stay in the L1 cache across up to 4 vectors
+//            of channels. Best for many channels (ResNet's and VGG's layers).
 // Sum order. Forward and backward-data: every output element is ONE fused multiply-add chain
 // over the taps in order, started at the bias (or 0), whatever the tier, the tile or the
 // thread. Backward-weights: each lane sums its share of (n, p, q) in a fixed order, the
