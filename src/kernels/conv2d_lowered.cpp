@@ -484,17 +484,17 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
         const index_t mc = std::min(kbl, M - m0);
         const T* a = apack + aoff[std::size_t(gi * npan + pi)];
         const T* bm = bias ? bias + (gi * npan + pi) * lk.kb_max * L : nullptr;
-        index_t done = 0;  // pixels of the run computed
         for (index_t j0 = v_begin; j0 < v_end; j0 += nw) {
           const index_t j1 = std::min(span, j0 + nw);
           const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
           lk.couter[kb](k1 - k0, a + k0 * kbl, xu + j0, pl.boff.data() + k0,
                         stage + (j0 - v_begin) * kbl, mode, bm);
-          done += nw;
         }
-        // (the pixels past the run's last tile, up to npx, are transposed but never copied)
-        activate(act, stage, std::min(done, npx) * kbl);  // (q >= oq, rows >= M: dropped)
-        for (index_t p0 = 0; p0 < std::min(done, npx); p0 += L)
+        // the stage's pixels computed (whole tiles), at most npx of them transposed; those past
+        // the run's end are never copied
+        const index_t done = std::min(round_up(v_end - v_begin, index_t(nw)), npx);
+        activate(act, stage, done * kbl);  // (q >= oq, rows >= M: dropped)
+        for (index_t p0 = 0; p0 < done; p0 += L)
           for (index_t r0 = 0; r0 < kbl; r0 += L)
             lk.transpose(stage + p0 * kbl + r0, kbl, rows + r0 * npx + p0, npx);
         for (index_t m = 0; m < mc; ++m)
