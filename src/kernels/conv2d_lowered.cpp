@@ -380,22 +380,31 @@ const char* tier_name(const Plan& pl) {
 index_t packed_rows(const Plan& pl) { return pl.chan ? round_up(pl.M, pl.L) : pl.M; }
 
 // Packs the weights of each group as panels: panel i of group gi holds
-// a[kk*mr + m] = weight(gi, panel.first + m, kk) for kk < taps (channels tier: mr = L times the
-// panel's vectors, rows from L*panel.first, zeros for rows >= M); returns each panel's offset.
-// out holds packed_rows(pl) * G * taps elements.
+// a[kk*mr + m] = w[row(gi, panel.first + m) + col[kk]] for kk < taps (channels tier: mr = L
+// times the panel's vectors, rows from L*panel.first, zeros for rows >= M); returns each
+// panel's offset. A weight's index splits into a row's part and a tap's (col, taps entries),
+// so the loop does no division. out holds packed_rows(pl) * G * taps elements.
 template <class T, class F>
-std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, F weight) {
+std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, const T* w, F row,
+                                 const std::vector<index_t>& col) {
   std::vector<index_t> off;
   index_t at = 0;
   const index_t unit = pl.chan ? pl.L : 1;
+  std::vector<index_t> base;
   for (index_t gi = 0; gi < G; ++gi)
     for (index_t i = 0; i < pl.panels.count(); ++i) {
       const index_t mr = pl.panels.rows(i) * unit;
       const index_t m0 = pl.panels.first[std::size_t(i)] * unit;
+      const index_t mc = std::clamp<index_t>(pl.M - m0, 0, mr);  // rows < M
+      base.resize(std::size_t(mc));
+      for (index_t m = 0; m < mc; ++m) base[std::size_t(m)] = row(gi, m0 + m);
       off.push_back(at);
-      for (index_t kk = 0; kk < pl.taps; ++kk)
-        for (index_t m = 0; m < mr; ++m)
-          out[at + kk * mr + m] = m0 + m < pl.M ? weight(gi, m0 + m, kk) : T(0);
+      for (index_t kk = 0; kk < pl.taps; ++kk) {
+        T* a = out + at + kk * mr;
+        const T* wk = w + col[std::size_t(kk)];
+        for (index_t m = 0; m < mc; ++m) a[m] = wk[base[std::size_t(m)]];
+        for (index_t m = mc; m < mr; ++m) a[m] = T(0);
+      }
       at += pl.taps * mr;
     }
   return off;
@@ -699,10 +708,13 @@ void lowered_forward(const Conv2dGeom& g, const T* x, const T* w, const T* b, T*
   T* apack = scratch<T>(0, g.groups() * packed_rows(pl) * pl.taps);
   const index_t Cg = g.c_per_group(), S = g.s, RS = g.r * g.s;
   // A(gi, k, (r, c, s)) = w[gi*Kg + k][c][r][s]
-  const auto aoff = pack_panels(pl, g.groups(), apack, [&](index_t gi, index_t k, index_t kk) {
-    const index_t r = kk / (Cg * S), c = (kk / S) % Cg, s = kk % S;
-    return w[(gi * Kg + k) * pl.taps + c * RS + r * S + s];
-  });
+  std::vector<index_t> col;
+  for (index_t r = 0; r < g.r; ++r)
+    for (index_t c = 0; c < Cg; ++c)
+      for (index_t s = 0; s < S; ++s) col.push_back(c * RS + r * S + s);
+  const auto aoff = pack_panels(
+      pl, g.groups(), apack, w, [&](index_t gi, index_t k) { return (gi * Kg + k) * pl.taps; },
+      col);
   run_product(g, pl, x, xt, apack, aoff, b, act, y);
 }
 
@@ -714,10 +726,13 @@ void lowered_backward_data(const Conv2dGeom& g, const T* dy, const T* w, T* dx) 
   T* apack = scratch<T>(0, g.groups() * packed_rows(pl) * pl.taps);
   // A(gi, c, (r', k, s')) = w[gi*Kg + k][c][R-1-r'][S-1-s']
   const index_t S = g.s;
-  const auto aoff = pack_panels(pl, g.groups(), apack, [&](index_t gi, index_t c, index_t kk) {
-    const index_t r = kk / (Kg * S), k = (kk / S) % Kg, s = kk % S;
-    return w[((gi * Kg + k) * Cg + c) * RS + (g.r - 1 - r) * S + (S - 1 - s)];
-  });
+  std::vector<index_t> col;
+  for (index_t r = 0; r < g.r; ++r)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t s = 0; s < S; ++s) col.push_back(k * Cg * RS + (g.r - 1 - r) * S + (S - 1 - s));
+  const auto aoff = pack_panels(
+      pl, g.groups(), apack, w, [&](index_t gi, index_t c) { return (gi * Kg * Cg + c) * RS; },
+      col);
   run_product(g, pl, dy, dyt, apack, aoff, static_cast<const T*>(nullptr), Activation::none,
               dx);
 }
