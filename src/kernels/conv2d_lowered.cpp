@@ -84,17 +84,24 @@ void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
   {
     const index_t unit = it / (lw.groups * lw.ci), ch = it % (lw.groups * lw.ci);
     T* o = out + it * lw.plane * L;
-    std::fill(o, o + lw.plane * L, T(0));
+    // every element of the plane is written once: the copied rows' columns [lo, hi), zeros
+    // around them and in the rows and the tail no source element maps to (a fill of the
+    // whole plane before the copy was 1.5 % of LeNet conv2's forward, the copy another 1.4 %)
+    std::fill(o + lw.sh * lw.sw * hw * L, o + lw.plane * L, T(0));
     const index_t lanes = std::min(L, lw.images - unit * L);
     const T* s0 = src + (unit * L * lw.c_src + ch) * pixels;  // image unit*L, channel ch
-    // tp[(h*ws + w)*L + l] = image l's element (h, w) of this channel
+    // tp[(h*ws + w)*L + l] = image l's element (h, w) of this channel; without padding or
+    // stride the plane is tp itself, so the transposes write it
     T* tp = nullptr;
     if (L > 1 && lanes == L) {
-      tp = scratch_aligned<T>(5, pixels * L);
+      const bool whole = lw.sh == 1 && lw.sw == 1 && lw.pad_h == 0 && lw.pad_w == 0 &&
+                         lw.hq == lw.hs && lw.wq == lw.ws;
+      tp = whole ? o : scratch_aligned<T>(5, pixels * L);
       index_t j = 0;
       for (; j + L <= pixels; j += L) lk.transpose(s0 + j, image, tp + j * L, L);
       for (; j < pixels; ++j)
         for (index_t l = 0; l < L; ++l) tp[j * L + l] = s0[l * image + j];
+      if (whole) return;
     }
     for (index_t a = 0; a < lw.sh; ++a)
       for (index_t b = 0; b < lw.sw; ++b) {
@@ -104,8 +111,13 @@ void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
             std::clamp<index_t>(floor_div(lw.ws - 1 + lw.pad_w - b, lw.sw) + 1, lo, lw.wq);
         for (index_t hh = 0; hh < lw.hq; ++hh) {
           const index_t h = hh * lw.sh + a - lw.pad_h;
-          if (h < 0 || h >= lw.hs) continue;
           T* orow = o + ((a * lw.sw + b) * hw + hh * lw.wq) * L;
+          if (h < 0 || h >= lw.hs) {
+            std::fill(orow, orow + lw.wq * L, T(0));
+            continue;
+          }
+          std::fill(orow, orow + lo * L, T(0));
+          std::fill(orow + hi * L, orow + lw.wq * L, T(0));
           const index_t w0 = b - lw.pad_w;  // source column of w'' = 0
           if (L == 1) {
             const T* srow = s0 + h * lw.ws + w0;
@@ -122,6 +134,7 @@ void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
                 std::memcpy(orow + w * L, trow + w * lw.sw * L, sizeof(T) * std::size_t(L));
           } else {
             const T* srow = s0 + h * lw.ws + w0;
+            std::fill(orow + lo * L, orow + hi * L, T(0));  // (the lanes past the images)
             for (index_t w = lo; w < hi; ++w)
               for (index_t l = 0; l < lanes; ++l) orow[w * L + l] = srow[l * image + w * lw.sw];
           }
