@@ -466,9 +466,9 @@ ProductTasks product_tasks(const Plan& pl) {
   // its output goes out by L x L transposes (only a plane's last task has a scalar tail;
   // with runs of whole tiles only, LeNet conv2's 39-pixel runs left 7 of every 39 pixels to
   // the scalar copy, 4 % of its forward on AVX-512)
+  const index_t min_run = pl.batch ? 2 * L : chan_run;  // (batch and channels tiers)
   pt.run_vecs = pl.batch || pl.chan
-                    ? round_up(std::max(blocks_per_task * bnp, pl.batch ? 2 * L : chan_run),
-                               std::lcm(bnp, L))
+                    ? round_up(std::max(blocks_per_task * bnp, min_run), std::lcm(bnp, L))
                     : blocks_per_task * bnp;
   pt.vecs = pl.batch ? pl.op * pl.oq : pl.chan ? pl.op * pl.in.wq : ceil_div(pl.op * pl.in.wq, L);
   pt.runs = ceil_div(pt.vecs, pt.run_vecs);
@@ -642,19 +642,12 @@ T lane_tree_n(const T* v) {
 }
 template <class T>
 T lane_tree(const T* v, index_t L) {
-  switch (L) {
+  switch (L) {  // the kernels' vector widths: SSE double 2 ... AVX-512 float 16
     case 1: return v[0];
     case 2: return lane_tree_n<T, 2>(v);
     case 4: return lane_tree_n<T, 4>(v);
     case 8: return lane_tree_n<T, 8>(v);
-    case 16: return lane_tree_n<T, 16>(v);
-    default: {
-      T t[64];
-      for (index_t l = 0; l < L; ++l) t[l] = v[l];
-      for (index_t w = L / 2; w >= 1; w /= 2)
-        for (index_t l = 0; l < w; ++l) t[l] += t[l + w];
-      return t[0];
-    }
+    default: assert(L == 16); return lane_tree_n<T, 16>(v);
   }
 }
 
