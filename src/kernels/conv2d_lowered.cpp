@@ -429,13 +429,18 @@ std::vector<index_t> pack_panels(const Plan& pl, index_t G, T* out, const T* w, 
 }
 
 // The crop of one output row's run: src[j - j0] for j = p*wq + q in [j0, j1) ->
-// dst[p*oq + q] where q < oq (the columns [oq, wq) are dropped).
+// dst[p*oq + q] where q < oq (the columns [oq, wq) are dropped). By memcpy, whose run-time
+// choice stores whole vectors of the CPU's width: this file is built for baseline x86-64, and
+// its own loop stored 16 bytes at a time, a third of the crop's time on the stem's forward
+// (most of it waiting on those stores); with memcpy the stem's forward is 1.09-1.10x (float and
+// double, AVX-512 Zen 5), ResNet 3x3's 1.03x.
 template <class T>
 void crop_row(const T* src, index_t j0, index_t j1, index_t wq, index_t oq, T* dst) {
   for (index_t p = j0 / wq; p * wq < j1; ++p) {
     const index_t qa = std::max(j0 - p * wq, index_t(0));
     const index_t qb = std::min(j1 - p * wq, oq);
-    for (index_t q = qa; q < qb; ++q) dst[p * oq + q] = src[p * wq + q - j0];
+    if (qb > qa)
+      std::memcpy(dst + p * oq + qa, src + p * wq + qa - j0, std::size_t(qb - qa) * sizeof(T));
   }
 }
 
