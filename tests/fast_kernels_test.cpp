@@ -193,6 +193,12 @@ std::vector<PathCase> path_cases() {
       {{16, 2, 9, 10, 3, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, true}, fwd | bwd_weights,
        "lowered-batch panels=3 tile=8", "col2im",
        "lowered-batch panels=3 tap_tiles=3x8 runs=1"},
+      // backward-weights in the channels tier (70 >= 4 vectors of rows: 5 vectors, in panels
+      // of 2 and 3, the last vector's rows 70-79 zeros), stride 2: tiles of 12 and 8 taps of the
+      // 36, the last of 8 repeating a tap (dropped)
+      {{2, 4, 9, 11, 70, 3, 3, {{2, 2}, {1, 1}, {1, 1}, 1}, true}, fwd | bwd_weights,
+       "lowered-pixels panels=7+3*8+7+4*8 tile=9*3", "col2im",
+       "lowered-channels panels=2+3 tap_tiles=3x12+5x8 runs=1"},
   };
 }
 

@@ -176,6 +176,7 @@ struct Plan {
                        // block, a multiple of every panel's tile (lk.np[rows], lk.cnw[vectors]),
                        // so that all panels tile a block exactly
   index_t dlen = 0;    // backward-weights, pixels tier: elements per row of the lowered dy
+  index_t dyt = 0;     // backward-weights, channels tier: elements of dy transposed
   index_t R = 0, dh = 0, row_taps = 0;  // products: taps of one kernel row r are one range
   // Backward-weights. Tiles: (group, panel of rows, tile of nt taps); tasks: (run of units,
   // group, panel, block of tile_blk tap tiles). Units (images, or groups of L images) are cut
@@ -316,7 +317,16 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
                          cost_chan <= 1.10 * std::min(cost_pixels, cost_batch);
   const int force = forced_tier().load(std::memory_order_relaxed);
   pl.batch = force == 0 ? L > 1 && cost_batch < cost_pixels : force == 2;
-  pl.chan = dir != ConvDir::backward_weights && (force == 3 || (force == 0 && chan_pays));
+  // Backward-weights' channels tier (its kernel ran at about 96 % of the FMA peak on ResNet's
+  // 3x3 layer, AVX-512 float, where the pixels tier's lane-wise dots ran at 72 %): at least 4
+  // vectors of rows, and its multiply-adds (the columns [Q, wq) included) no more than 5 %
+  // above the batch tier's where that tier would be chosen. Paired runs on an AMD Zen 5,
+  // 1 thread, double, against the batch tier: VGG's 3x3 (7 % more: its rows 30 wide for 28)
+  // 0.95x, ResNet's (3.5 % more) 1.30x.
+  const double cost_chan_bw = NG * double(pl.op * wq) * double(ceil_div(pl.M, L)) * taps;
+  const bool chan_bw = pl.M >= 4 * L && (!pl.batch || cost_chan_bw <= 1.05 * cost_batch);
+  pl.chan = dir == ConvDir::backward_weights ? force == 3 || (force == 0 && chan_bw)
+                                             : force == 3 || (force == 0 && chan_pays);
   if (pl.chan) {
     pl.batch = false;
     pl.panels = chan_panels;
@@ -336,7 +346,29 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   }
   pl.R = g.r, pl.dh = dh, pl.row_taps = ci * g.s;
   const index_t max_boff = *std::max_element(pl.boff.begin(), pl.boff.end());
-  if (dir == ConvDir::backward_weights) {
+  if (dir == ConvDir::backward_weights && pl.chan) {
+    // Tiles of cnw[kb] taps x a panel's kb vectors of dy's channels, each summed over the
+    // pixels of every image in order. Tap tiles read past the last tap: repeat it (its results
+    // are dropped). dy transposed: per (image, group) and panel, the op*wq pixels (zeros at
+    // q >= Q) x the panel's kb*L channels (zeros for rows >= M). The (group, panel, tap tile)
+    // tiles are dealt out to the threads as even runs (see channels_backward_weights).
+    index_t pad_to = pl.taps;
+    for (index_t i = 0; i < pl.panels.count(); ++i)
+      pad_to = std::max(pad_to, round_up(pl.taps, lk.cnw[pl.panels.rows(i)]));
+    pl.boff.resize(std::size_t(pad_to), pl.boff.back());
+    const index_t span = pl.op * wq;
+    pl.dlen = round_up(span, L);
+    pl.dyt = images * G * span * round_up(pl.M, L);
+    pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
+                                          pl.dlen);
+    const index_t npan = pl.panels.count();
+    for (index_t pi = 0; pi < npan; ++pi) {
+      const index_t tiles = ceil_div(pl.taps, lk.cnw[pl.panels.rows(pi)]);
+      pl.ntiles.push_back(tiles);
+      pl.blocks.push_back(1);
+      pl.tile_blk.push_back(tiles);  // (the most tiles a thread runs of one panel)
+    }
+  } else if (dir == ConvDir::backward_weights) {
     // Tap tiles read past the last tap: repeat it (its results are dropped).
     pl.boff.resize(std::size_t(taps_pad), pl.boff.back());
     if (pl.batch) {
@@ -656,6 +688,106 @@ T lane_tree(const T* v, index_t L) {
   }
 }
 
+// The channels tier's dy transposed, for one (image, group, output row p) `it`: for each panel
+// (kb vectors from vector v0), d[j*kb*L + v*L + l] = dy[n][gi*M + (v0 + v)*L + l][p][q] at
+// pixel j = p*wq + q (zeros at q >= Q and for rows >= M), by L x L transposes where L rows are
+// there.
+template <class T>
+void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const index_t G = pl.in.groups, M = pl.M, L = pl.L, wq = pl.in.wq;
+  const index_t P = pl.op, Q = pl.oq, PQ = P * Q, span = P * wq;
+  const index_t p = it % P, n = it / P / G, gi = it / P % G;
+  const T* src = dy + (n * G + gi) * M * PQ;  // channel gi*M of image n
+  T* base = dyt + (it / P) * span * round_up(M, L);  // (image, group) it / P
+  for (index_t pi = 0; pi < pl.panels.count(); ++pi) {
+    const index_t kbl = pl.panels.rows(pi) * L, v0 = pl.panels.first[std::size_t(pi)];
+    T* d = base + span * v0 * L;
+    for (index_t v = 0; v < kbl / L; ++v) {
+      const index_t m0 = (v0 + v) * L;
+      T* drow = d + p * wq * kbl + v * L;  // (q, lane l) at drow[q*kbl + l]
+      const T* srow = src + m0 * PQ + p * Q;
+      index_t q = 0;
+      if (m0 + L <= M && Q >= L) {
+        for (; q + L <= Q; q += L) lk.transpose(srow + q, PQ, drow + q * kbl, kbl);
+        // the last columns by a block ending at Q (it rewrites some with the same values): one
+        // element at a time, ResNet's 8 of 56 were 4 % of its backward-weights
+        if (q < Q) lk.transpose(srow + Q - L, PQ, drow + (Q - L) * kbl, kbl), q = Q;
+      }
+      for (; q < Q; ++q)
+        for (index_t l = 0; l < L; ++l) drow[q * kbl + l] = m0 + l < M ? srow[l * PQ + q] : T(0);
+      for (; q < wq; ++q) std::fill(drow + q * kbl, drow + q * kbl + L, T(0));
+    }
+  }
+}
+
+// Backward-weights in the channels tier (Plan): X~ and dy transposed (a barrier), then the
+// tiles (group, panel, tap tile) in that order, dealt out as one run to each thread, as even as
+// whole tiles allow. A thread runs its tiles of one (group, panel) together: over each image
+// in order, and each image's pixels in chunks of chunk_steps, every tile over a chunk in turn
+// (the chunk of dy, 32 KB at 4 vectors of channels, stays in the L1 cache across them). A
+// tile's sums do not depend on which thread runs it or with which others, so the runs change
+// no bit; and with one run per thread each thread reads dy once per panel it touches (in 16
+// tasks of 6 tap tiles each, ResNet 3x3 at 2 threads read its 6.6 MB of dy 8 times a thread:
+// 1.00x the pixels tier, against 1.08x at 1 thread).
+template <class T>
+void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, const T* dy,
+                               T* dw) {
+  const LoweredKernels<T>& lk = lowered_kernels<T>();
+  const Lowering& in = pl.in;
+  const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps, npan = pl.panels.count();
+  const index_t span = pl.op * in.wq, Mp = round_up(M, L);
+  T* xt = scratch_aligned<T>(1, in.size);
+  T* dyt = scratch_aligned<T>(2, pl.dyt);
+  build_slack(in, xt);
+  std::vector<index_t> first{0};  // the first tile of (group, panel) u = gi*npan + pi
+  for (index_t gi = 0; gi < G; ++gi)
+    for (index_t pi = 0; pi < npan; ++pi) first.push_back(first.back() + pl.ntiles[std::size_t(pi)]);
+  const index_t all = first.back();
+  const index_t items_x = in.items(), items_dy = g.n * G * pl.op;
+  // tiles [t0, t1) of (group, panel) u, as tiles t0 - first[u] ... of that panel
+  auto run_tiles = [&](index_t u, index_t t0, index_t t1) {
+    const index_t gi = u / npan, pi = u % npan;
+    const int kb = pl.panels.rows(pi), nt = lk.cnw[kb];
+    const index_t kbl = kb * L, v0 = pl.panels.first[std::size_t(pi)];
+    const index_t tile_elems = nt * kbl, tile0 = t0 - first[std::size_t(u)];
+    const index_t count = t1 - t0;
+    T* acc = scratch_aligned<T>(4, count * tile_elems);
+    std::fill(acc, acc + count * tile_elems, T(0));
+    for (index_t n = 0; n < g.n; ++n) {
+      const T* xu = xt + (n * G + gi) * in.unit_stride();
+      const T* du = dyt + (n * G + gi) * span * Mp + span * v0 * L;
+      for (index_t j0 = 0; j0 < span; j0 += chunk_steps) {
+        const index_t cs = std::min(chunk_steps, span - j0);
+        for (index_t i = 0; i < count; ++i)
+          lk.cdot[kb](cs, du + j0 * kbl, xu + j0, pl.boff.data() + (tile0 + i) * nt,
+                      acc + i * tile_elems);
+      }
+    }
+    // acc[(tp*kb + v)*L + l] of tile tile0 + i: dw entry (gi*M + (v0 + v)*L + l, tap)
+    for (index_t i = 0; i < count; ++i)
+      for (index_t tp = 0; tp < nt && (tile0 + i) * nt + tp < taps; ++tp)
+        for (index_t r = 0; r < kbl && v0 * L + r < M; ++r)
+          dw[(gi * M + v0 * L + r) * taps + (tile0 + i) * nt + tp] =
+              acc[i * tile_elems + tp * kbl + r];
+  };
+#pragma omp parallel if (g.flops() >= min_parallel_flops)
+  {
+    // (two loops, each dealt out evenly: in one, the few large items of dy fell to one thread)
+#pragma omp for schedule(static) nowait
+    for (index_t it = 0; it < items_x; ++it) build_item(in, x, xt, it);
+#pragma omp for schedule(static)
+    for (index_t it = 0; it < items_dy; ++it) build_dyt(pl, dy, dyt, it);
+    const index_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const index_t a = me * all / threads, b = (me + 1) * all / threads;
+    for (index_t u = 0; u < G * npan; ++u) {
+      const index_t t0 = std::max(a, first[std::size_t(u)]);
+      const index_t t1 = std::min(b, first[std::size_t(u + 1)]);
+      if (t0 < t1) run_tiles(u, t0, t1);
+    }
+  }
+}
+
 }  // namespace
 
 std::atomic<int>& forced_tier() {
@@ -686,7 +818,8 @@ std::string lowered_plan(const Conv2dGeom& g, ConvDir dir) {
     const int mr = pl.panels.rows(i);
     rows.push_back(std::to_string(mr));
     tiles.push_back(dir == ConvDir::backward_weights
-                        ? std::to_string(pl.ntiles[std::size_t(i)]) + "x" + std::to_string(lk.nt[mr])
+                        ? std::to_string(pl.ntiles[std::size_t(i)]) + "x" +
+                              std::to_string(pl.chan ? lk.cnw[mr] : lk.nt[mr])
                         : std::to_string(pl.chan ? lk.cnw[mr] : lk.np[mr]));
   }
   // channels: panels of vectors of L rows, tiles of pixels
@@ -707,7 +840,9 @@ LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir) {
   LoweredWorkspace ws;
   // the lowered input, and backward-weights' lowered dy and run partials
   ws.shared = pl.in.size + pad;
-  if (dir == ConvDir::backward_weights) {
+  if (dir == ConvDir::backward_weights && pl.chan) {
+    ws.shared += pl.dyt + pad;
+  } else if (dir == ConvDir::backward_weights) {
     ws.shared += pl.dyl.size + pad;
     if (pl.runs > 1) ws.shared += pl.runs * g.groups() * pl.M * pl.taps * L + pad;
   } else {
@@ -721,7 +856,8 @@ LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir) {
     index_t acc = 0;
     for (index_t i = 0; i < pl.panels.count(); ++i) {
       const int mr = pl.panels.rows(i);
-      acc = std::max(acc, pl.tile_blk[std::size_t(i)] * index_t(mr) * lk.nt[mr] * L);
+      acc = std::max(acc, pl.tile_blk[std::size_t(i)] * index_t(mr) *
+                              (pl.chan ? lk.cnw[mr] : lk.nt[mr]) * L);
     }
     ws.per_thread += acc + pad;
   } else {
@@ -783,6 +919,7 @@ template <class T>
 void lowered_backward_weights(const Conv2dGeom& g, const T* x, const T* dy, T* dw) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Plan pl = plan_of<T>(g, ConvDir::backward_weights);
+  if (pl.chan) return channels_backward_weights(g, pl, x, dy, dw);
   const Lowering &in = pl.in, &dl = pl.dyl;
   const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps;
   T* xt = scratch_aligned<T>(1, in.size);

@@ -142,6 +142,39 @@ template <class T, int L, int KB, int NW>
     for (int v = 0; v < KB; ++v) std::memcpy(c + (i * KB + v) * L, &cr[i][v], sizeof(V));
 }
 
+// Channels-tier backward-weights: NT taps (their inputs broadcast from x + boff[t] + j) x KB
+// vectors of output channels (dy transposed, KB*L channels a pixel), summed over the pixels j
+// in order, see LoweredKernels::cdot. dy's chunk is read from the L1 cache by every tap tile
+// of a task; x is read as NT scalar streams.
+template <class T, int L, int KB, int NT>
+[[gnu::always_inline]] inline void cdot_body(index_t n, const T* d, const T* x,
+                                             const index_t* boff, T* acc) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V cr[NT][KB];
+#pragma GCC unroll 24
+  for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) std::memcpy(&cr[t][v], acc + (t * KB + v) * L, sizeof(V));
+  const T* xt[NT];
+#pragma GCC unroll 24
+  for (int t = 0; t < NT; ++t) xt[t] = x + boff[t];
+  for (index_t j = 0; j < n; ++j) {
+    V dv[KB];
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) std::memcpy(&dv[v], d + (j * KB + v) * L, sizeof(V));
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) {
+      const T xj = xt[t][j];
+#pragma GCC unroll 4
+      for (int v = 0; v < KB; ++v) cr[t][v] += xj * dv[v];
+    }
+  }
+#pragma GCC unroll 24
+  for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 4
+    for (int v = 0; v < KB; ++v) std::memcpy(acc + (t * KB + v) * L, &cr[t][v], sizeof(V));
+}
+
 // Lowered-convolution lane-wise dot products: MR rows of a (stride lda) x NT tap rows of b
 // (at b + boff[t]), accumulated as vectors in acc (see LoweredKernels).
 template <class T, int L, int MR, int NT>
@@ -289,6 +322,10 @@ template <class T, int L>
   ATTR void couter_##ISA##_##T##_##KB(index_t kd, const T* w, const T* x, const index_t* boff, \
                                       T* c, int mode, const T* bias) {                       \
     couter_body<T, L, KB, NW>(kd, w, x, boff, c, mode, bias);                                \
+  }                                                                                          \
+  ATTR void cdot_##ISA##_##T##_##KB(index_t n, const T* d, const T* x, const index_t* boff,  \
+                                    T* acc) {                                                \
+    cdot_body<T, L, KB, NW>(n, d, x, boff, acc);                                             \
   }
 // AVX-512: KB*NW = 24 accumulators of 32 zmm; AVX2 and SSE: 12 of 16 (KB weight vectors and a
 // broadcast beside them)
@@ -341,6 +378,8 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
         4, {0, 24, 12, 8, 6},                                                                \
         {nullptr, couter_##ISA##_##T##_1, couter_##ISA##_##T##_2, couter_##ISA##_##T##_3,    \
          couter_##ISA##_##T##_4},                                                            \
+        {nullptr, cdot_##ISA##_##T##_1, cdot_##ISA##_##T##_2, cdot_##ISA##_##T##_3,          \
+         cdot_##ISA##_##T##_4},                                                              \
         transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 #define TG_LK6(ISA, T, L)                                                                    \
@@ -354,6 +393,7 @@ TG_LOWERED_256(sse, TG_SSE, double, 2)
         3, {0, 12, 6, 4, 0},                                                                 \
         {nullptr, couter_##ISA##_##T##_1, couter_##ISA##_##T##_2, couter_##ISA##_##T##_3,    \
          nullptr},                                                                           \
+        {nullptr, cdot_##ISA##_##T##_1, cdot_##ISA##_##T##_2, cdot_##ISA##_##T##_3, nullptr}, \
         transpose_##ISA##_##T, sum_##ISA##_##T                                               \
   }
 const LoweredKernels<float> lk_avx512_f32 = TG_LK8(avx512, float, 16);
