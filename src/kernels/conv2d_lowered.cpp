@@ -70,6 +70,17 @@ Lowering make_lowering(index_t images, index_t c_src, index_t hs, index_t ws, in
   return lw;
 }
 
+// dst[i] = src[i*stride] for i < n (src and dst do not overlap). Stride 2, the common one, has
+// its own loop, which the compiler vectorizes (two loads and a shuffle for each vector; the
+// loop of a run-time stride copied one element at a time, 10 % of the ResNet stem's forward).
+template <class T>
+void strided_copy(const T* __restrict src, index_t stride, T* __restrict dst, index_t n) {
+  if (stride == 2)
+    for (index_t i = 0; i < n; ++i) dst[i] = src[2 * i];
+  else
+    for (index_t i = 0; i < n; ++i) dst[i] = src[i * stride];
+}
+
 // Fills X~ from src (zeros where no source element maps, slack zeroed too). In the batch tier
 // a full group of L images is first transposed plane by plane (L x L vector blocks over the
 // hs*ws pixels of the channel, contiguous in every image) into a pixel-major buffer, whose rows
@@ -124,7 +135,7 @@ void build_item(const Lowering& lw, const T* src, T* out, index_t it) {
             if (lw.sw == 1)
               std::memcpy(orow + lo, srow + lo, sizeof(T) * std::size_t(hi - lo));
             else
-              for (index_t w = lo; w < hi; ++w) orow[w] = srow[w * lw.sw];
+              strided_copy(srow + lo * lw.sw, lw.sw, orow + lo, hi - lo);
           } else if (tp) {
             const T* trow = tp + (h * lw.ws + w0) * L;
             if (lw.sw == 1)
