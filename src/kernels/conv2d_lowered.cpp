@@ -330,11 +330,11 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   pl.batch = force == 0 ? L > 1 && cost_batch < cost_pixels : force == 2;
   // Backward-weights' channels tier (its kernel ran at about 96 % of the FMA peak on ResNet's
   // 3x3 layer, AVX-512 float, where the pixels tier's lane-wise dots ran at 72 %): at least 4
-  // vectors of rows, and its multiply-adds (the columns [Q, wq) included) no more than 5 %
-  // above the batch tier's where that tier would be chosen. Paired runs on an AMD Zen 5,
-  // 1 thread, double, against the batch tier: VGG's 3x3 (7 % more: its rows 30 wide for 28)
-  // 0.95x, ResNet's (3.5 % more) 1.30x.
-  const double cost_chan_bw = NG * double(pl.op * wq) * double(ceil_div(pl.M, L)) * taps;
+  // vectors of rows, and its multiply-adds no more than 5 % above the batch tier's where that
+  // tier would be chosen. Paired runs on an AMD Zen 5, 1 thread, double, against the batch
+  // tier: VGG's 3x3 0.95x while this tier summed X~'s columns [Q, wq) too (rows 30 wide for
+  // 28: 7 % more multiply-adds), 1.04x without them (the same count); ResNet's 1.10-1.30x.
+  const double cost_chan_bw = NG * pix * double(ceil_div(pl.M, L)) * taps;
   const bool chan_bw = pl.M >= 4 * L && (!pl.batch || cost_chan_bw <= 1.05 * cost_batch);
   pl.chan = dir == ConvDir::backward_weights ? force == 3 || (force == 0 && chan_bw)
                                              : force == 3 || (force == 0 && chan_pays);
@@ -359,17 +359,17 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   const index_t max_boff = *std::max_element(pl.boff.begin(), pl.boff.end());
   if (dir == ConvDir::backward_weights && pl.chan) {
     // Tiles of cnw[kb] taps x a panel's kb vectors of dy's channels, each summed over the
-    // pixels of every image in order. Tap tiles read past the last tap: repeat it (its results
-    // are dropped). dy transposed: per (image, group) and panel, the op*wq pixels (zeros at
-    // q >= Q) x the panel's kb*L channels (zeros for rows >= M). The (group, panel, tap tile)
-    // tiles are dealt out to the threads as even runs (see channels_backward_weights).
+    // pixels of every image in order (the op x oq output pixels only: X~'s columns [oq, wq)
+    // are skipped). Tap tiles read past the last tap: repeat it (its results are dropped). dy
+    // transposed: per (image, group) and panel, the op*oq pixels x the panel's kb*L channels
+    // (zeros for rows >= M). The (group, panel, tap tile) tiles are dealt out to the threads
+    // as even runs (see channels_backward_weights).
     index_t pad_to = pl.taps;
     for (index_t i = 0; i < pl.panels.count(); ++i)
       pad_to = std::max(pad_to, round_up(pl.taps, lk.cnw[pl.panels.rows(i)]));
     pl.boff.resize(std::size_t(pad_to), pl.boff.back());
-    const index_t span = pl.op * wq;
-    pl.dlen = round_up(span, L);
-    pl.dyt = images * G * span * round_up(pl.M, L);
+    pl.dlen = round_up(pl.op * wq, L);
+    pl.dyt = images * G * pl.op * pl.oq * round_up(pl.M, L);
     pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
                                           pl.dlen);
     const index_t npan = pl.panels.count();
@@ -701,22 +701,21 @@ T lane_tree(const T* v, index_t L) {
 
 // The channels tier's dy transposed, for one (image, group, output row p) `it`: for each panel
 // (kb vectors from vector v0), d[j*kb*L + v*L + l] = dy[n][gi*M + (v0 + v)*L + l][p][q] at
-// pixel j = p*wq + q (zeros at q >= Q and for rows >= M), by L x L transposes where L rows are
-// there.
+// pixel j = p*Q + q (zeros for rows >= M), by L x L transposes where L rows are there.
 template <class T>
 void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
-  const index_t G = pl.in.groups, M = pl.M, L = pl.L, wq = pl.in.wq;
-  const index_t P = pl.op, Q = pl.oq, PQ = P * Q, span = P * wq;
+  const index_t G = pl.in.groups, M = pl.M, L = pl.L;
+  const index_t P = pl.op, Q = pl.oq, PQ = P * Q;
   const index_t p = it % P, n = it / P / G, gi = it / P % G;
   const T* src = dy + (n * G + gi) * M * PQ;  // channel gi*M of image n
-  T* base = dyt + (it / P) * span * round_up(M, L);  // (image, group) it / P
+  T* base = dyt + (it / P) * PQ * round_up(M, L);  // (image, group) it / P
   for (index_t pi = 0; pi < pl.panels.count(); ++pi) {
     const index_t kbl = pl.panels.rows(pi) * L, v0 = pl.panels.first[std::size_t(pi)];
-    T* d = base + span * v0 * L;
+    T* d = base + PQ * v0 * L;
     for (index_t v = 0; v < kbl / L; ++v) {
       const index_t m0 = (v0 + v) * L;
-      T* drow = d + p * wq * kbl + v * L;  // (q, lane l) at drow[q*kbl + l]
+      T* drow = d + p * Q * kbl + v * L;  // (q, lane l) at drow[q*kbl + l]
       const T* srow = src + m0 * PQ + p * Q;
       index_t q = 0;
       if (m0 + L <= M && Q >= L) {
@@ -727,7 +726,6 @@ void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
       }
       for (; q < Q; ++q)
         for (index_t l = 0; l < L; ++l) drow[q * kbl + l] = m0 + l < M ? srow[l * PQ + q] : T(0);
-      for (; q < wq; ++q) std::fill(drow + q * kbl, drow + q * kbl + L, T(0));
     }
   }
 }
@@ -735,8 +733,9 @@ void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
 // Backward-weights in the channels tier (Plan): X~ and dy transposed (a barrier), then the
 // tiles (group, panel, tap tile) in that order, dealt out as one run to each thread, as even as
 // whole tiles allow. A thread runs its tiles of one (group, panel) together: over each image
-// in order, and each image's pixels in chunks of chunk_steps, every tile over a chunk in turn
-// (the chunk of dy, 32 KB at 4 vectors of channels, stays in the L1 cache across them). A
+// in order, and each image's output rows in chunks of about chunk_steps pixels (whole rows),
+// every tile over a chunk in turn (the chunk of dy, 28-32 KB at 4 vectors of channels, stays
+// in the L1 cache across them). A
 // tile's sums do not depend on which thread runs it or with which others, so the runs change
 // no bit; and with one run per thread each thread reads dy once per panel it touches (in 16
 // tasks of 6 tap tiles each, ResNet 3x3 at 2 threads read its 6.6 MB of dy 8 times a thread:
@@ -747,7 +746,8 @@ void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, 
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Lowering& in = pl.in;
   const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps, npan = pl.panels.count();
-  const index_t span = pl.op * in.wq, Mp = round_up(M, L);
+  const index_t P = pl.op, Q = pl.oq, PQ = P * Q, Mp = round_up(M, L);
+  const index_t rc = std::max<index_t>(1, chunk_steps / Q);  // output rows a chunk
   T* xt = scratch_aligned<T>(1, in.size);
   T* dyt = scratch_aligned<T>(2, pl.dyt);
   build_slack(in, xt);
@@ -767,12 +767,12 @@ void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, 
     std::fill(acc, acc + count * tile_elems, T(0));
     for (index_t n = 0; n < g.n; ++n) {
       const T* xu = xt + (n * G + gi) * in.unit_stride();
-      const T* du = dyt + (n * G + gi) * span * Mp + span * v0 * L;
-      for (index_t j0 = 0; j0 < span; j0 += chunk_steps) {
-        const index_t cs = std::min(chunk_steps, span - j0);
+      const T* du = dyt + (n * G + gi) * PQ * Mp + PQ * v0 * L;
+      for (index_t p0 = 0; p0 < P; p0 += rc) {
+        const index_t rows = std::min(rc, P - p0);
         for (index_t i = 0; i < count; ++i)
-          lk.cdot[kb](cs, du + j0 * kbl, xu + j0, pl.boff.data() + (tile0 + i) * nt,
-                      acc + i * tile_elems);
+          lk.cdot[kb](rows, Q, du + p0 * Q * kbl, xu + p0 * in.wq, in.wq,
+                      pl.boff.data() + (tile0 + i) * nt, acc + i * tile_elems);
       }
     }
     // acc[(tp*kb + v)*L + l] of tile tile0 + i: dw entry (gi*M + (v0 + v)*L + l, tap)

@@ -142,13 +142,13 @@ template <class T, int L, int KB, int NW>
     for (int v = 0; v < KB; ++v) std::memcpy(c + (i * KB + v) * L, &cr[i][v], sizeof(V));
 }
 
-// Channels-tier backward-weights: NT taps (their inputs broadcast from x + boff[t] + j) x KB
-// vectors of output channels (dy transposed, KB*L channels a pixel), summed over the pixels j
-// in order, see LoweredKernels::cdot. dy's chunk is read from the L1 cache by every tap tile
-// of a task; x is read as NT scalar streams.
+// Channels-tier backward-weights: NT taps (their inputs broadcast from x + boff[t] + ...) x KB
+// vectors of output channels (dy transposed, KB*L channels a pixel), summed over `rows` rows of
+// n pixels in order, see LoweredKernels::cdot. dy's chunk is read from the L1 cache by every
+// tap tile of a task; x is read as NT scalar streams.
 template <class T, int L, int KB, int NT>
-[[gnu::always_inline]] inline void cdot_body(index_t n, const T* d, const T* x,
-                                             const index_t* boff, T* acc) {
+[[gnu::always_inline]] inline void cdot_body(index_t rows, index_t n, const T* d, const T* x,
+                                             index_t xrs, const index_t* boff, T* acc) {
   typedef T V __attribute__((vector_size(L * sizeof(T))));
   V cr[NT][KB];
 #pragma GCC unroll 24
@@ -158,16 +158,21 @@ template <class T, int L, int KB, int NT>
   const T* xt[NT];
 #pragma GCC unroll 24
   for (int t = 0; t < NT; ++t) xt[t] = x + boff[t];
-  for (index_t j = 0; j < n; ++j) {
-    V dv[KB];
+  for (index_t row = 0; row < rows; ++row) {
+    const T* dr = d + row * n * KB * L;
+    for (index_t j = 0; j < n; ++j) {
+      V dv[KB];
 #pragma GCC unroll 4
-    for (int v = 0; v < KB; ++v) std::memcpy(&dv[v], d + (j * KB + v) * L, sizeof(V));
+      for (int v = 0; v < KB; ++v) std::memcpy(&dv[v], dr + (j * KB + v) * L, sizeof(V));
 #pragma GCC unroll 24
-    for (int t = 0; t < NT; ++t) {
-      const T xj = xt[t][j];
+      for (int t = 0; t < NT; ++t) {
+        const T xj = xt[t][j];
 #pragma GCC unroll 4
-      for (int v = 0; v < KB; ++v) cr[t][v] += xj * dv[v];
+        for (int v = 0; v < KB; ++v) cr[t][v] += xj * dv[v];
+      }
     }
+#pragma GCC unroll 24
+    for (int t = 0; t < NT; ++t) xt[t] += xrs;
   }
 #pragma GCC unroll 24
   for (int t = 0; t < NT; ++t)
@@ -323,9 +328,9 @@ template <class T, int L>
                                       T* c, int mode, const T* bias) {                       \
     couter_body<T, L, KB, NW>(kd, w, x, boff, c, mode, bias);                                \
   }                                                                                          \
-  ATTR void cdot_##ISA##_##T##_##KB(index_t n, const T* d, const T* x, const index_t* boff,  \
-                                    T* acc) {                                                \
-    cdot_body<T, L, KB, NW>(n, d, x, boff, acc);                                             \
+  ATTR void cdot_##ISA##_##T##_##KB(index_t rows, index_t n, const T* d, const T* x,         \
+                                    index_t xrs, const index_t* boff, T* acc) {              \
+    cdot_body<T, L, KB, NW>(rows, n, d, x, xrs, boff, acc);                                  \
   }
 // AVX-512: KB*NW = 24 accumulators of 32 zmm; AVX2 and SSE: 12 of 16 (KB weight vectors and a
 // broadcast beside them)

@@ -47,10 +47,12 @@ struct MicroKernels {
 //              packed panel (kd x kb vectors), x + boff[kk] + i: the input of pixel i at tap kk
 //              (one scalar, broadcast).
 //   cdot[kb]   the channels tier's backward-weights tile: cnw[kb] taps x kb vectors of channels
-//                acc[(t*kb + v)*lanes + l] += sum_{j < n} d[(j*kb + v)*lanes + l] * x[boff[t] + j]
-//              summed in increasing j, one fused multiply-add chain per element. d: dy of kb
-//              vectors of channels, pixel-major (kb*lanes a pixel), x + boff[t] + j: the input
-//              of pixel j at tap t (one scalar, broadcast).
+//                acc[(t*kb + v)*lanes + l] += sum_{row < rows} sum_{j < n}
+//                    d[((row*n + j)*kb + v)*lanes + l] * x[boff[t] + row*xrs + j]
+//              summed in increasing (row, j), one fused multiply-add chain per element. d: dy
+//              of kb vectors of channels, pixel-major (kb*lanes a pixel, rows of n pixels),
+//              x + boff[t] + row*xrs + j: the input of pixel j of the row at tap t (one scalar,
+//              broadcast).
 //   transpose  an L x L block (L = lanes): dst[j*ld_dst + i] = src[i*ld_src + j] (exact copies).
 //   sum        acc[4][L] += x[0..n): vector i (i < n/L) into acc[i % 4], the n % L left over
 //              into lanes 0.. of acc[(n/L) % 4]; each lane one chain of adds in order.
@@ -70,7 +72,8 @@ struct LoweredKernels {
   int cnw[max_vecs + 1];  // channels tier: pixels of a tile of kb vectors
   void (*couter[max_vecs + 1])(index_t kd, const T* w, const T* x, const index_t* boff, T* c,
                                int mode, const T* bias);
-  void (*cdot[max_vecs + 1])(index_t n, const T* d, const T* x, const index_t* boff, T* acc);
+  void (*cdot[max_vecs + 1])(index_t rows, index_t n, const T* d, const T* x, index_t xrs,
+                             const index_t* boff, T* acc);
   void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
   void (*sum)(const T* x, index_t n, T* acc);
 };
