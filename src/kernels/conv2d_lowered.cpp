@@ -304,24 +304,26 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
                      M * taps +
                  transpose_cost * (in_elems + NG * M * pix);
   }
-  // The channels tier (products only): panels of vectors of L rows, tiles of cnw pixels. Its
-  // multiply-adds are the pixels tier's (the columns [Q, wq) included) with the rows rounded up
-  // to vectors; what it saves is not counted above: a tile's inputs are a few pixels of each
-  // row of taps (L1-resident) and each is read once per panel of up to kb_max*L rows, where
+  // The channels tier (forward and backward-data): panels of vectors of L rows, tiles of cnw
+  // output pixels (X~'s columns [Q, wq) skipped). Its multiply-adds are the batch tier's with
+  // the rows rounded up to vectors; what it saves is not counted above: a tile's inputs are a
+  // few pixels of each row of taps (L1-resident) and each is read once per panel of up to
+  // kb_max*L rows, where
   // the pixels and batch tiers' tiles read L-pixel vectors of every tap row once per panel of
   // at most mr_max rows. Measured (AVX2, 1 thread, float, against the better of the other two,
   // forward and backward-data) it gains 1.21-1.24x on ResNet's 3x3 and stem layers of 64
   // channels and 0.94-1.08x on VGG's 128 (double: 1.02-1.21x), and it loses on LeNet's 6 and
   // 16 (0.22-0.87x: few rows, and its outputs were then scattered one element at a time). So:
   // at least 4 vectors of rows, and a cost (multiply-adds and the output, scatter_cost) no
-  // more than 10 % above the cheaper of the other two tiers' (the
-  // ResNet stem's wasted columns and scatter put it 5 % above the pixels tier's, VGG's 8 %
-  // above the batch tier's).
+  // more than 10 % above the cheaper of the other two tiers' (then, with the columns [Q, wq)
+  // computed too, the ResNet stem's wasted columns and scatter put it 5 % above the pixels
+  // tier's, VGG's 8 % above the batch tier's; without them, the stem's float forward is 18 %
+  // above and stays in the pixels tier, its double forward 2 % above).
   const Panels chan_panels = make_panels(ceil_div(pl.M, L), lk.kb_max);
   index_t chan_nw = 1;
   for (index_t i = 0; i < chan_panels.count(); ++i)
     chan_nw = std::lcm(chan_nw, index_t(lk.cnw[chan_panels.rows(i)]));
-  const double cost_chan = NG * double(round_up(pl.op * wq, chan_nw)) *
+  const double cost_chan = NG * double(round_up(pl.op * pl.oq, chan_nw)) *
                                double(ceil_div(pl.M, L)) * taps +
                            copy_cost * in_elems + scatter_cost(L) * NG * M * pix;
   const bool chan_pays = dir != ConvDir::backward_weights && pl.M >= 4 * L &&
@@ -422,9 +424,9 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
     const auto afford = index_t(g.flops() / (4 * task_flops * double(base_tasks)));
     pl.runs = std::clamp<index_t>(std::min(want, afford), 1, pl.in.units);
   } else if (pl.chan) {
-    // Tiles of the last unit read up to a whole block past the last output pixel.
+    // Tiles of the last unit read at most the last output pixel's inputs.
     pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
-                                          round_up(pl.op * wq, pl.bnp));
+                                          pl.op * wq);
   } else if (!pl.batch) {
     // Tiles of the last unit read up to a whole tile past the last output pixel.
     pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
@@ -518,7 +520,7 @@ ProductTasks product_tasks(const Plan& pl) {
   pt.run_vecs = pl.batch || pl.chan
                     ? round_up(std::max(blocks_per_task * bnp, min_run), std::lcm(bnp, L))
                     : blocks_per_task * bnp;
-  pt.vecs = pl.batch ? pl.op * pl.oq : pl.chan ? pl.op * pl.in.wq : ceil_div(pl.op * pl.in.wq, L);
+  pt.vecs = pl.batch || pl.chan ? pl.op * pl.oq : ceil_div(pl.op * pl.in.wq, L);
   pt.runs = ceil_div(pt.vecs, pt.run_vecs);
   pt.count = pl.in.units * pl.in.groups * pt.runs;
   return pt;
@@ -549,35 +551,39 @@ void product_task(const Plan& pl, const ProductTasks& pt, const T* xt, const T* 
     const index_t v_begin = run * run_vecs, v_end = std::min(vecs, v_begin + run_vecs);
     index_t pofs[24];
     if (pl.chan) {
-      // vecs: pixels j = p*wq + q; a tile is cnw[kb] of them x kb vectors of rows. A panel's
-      // tiles fill the run's stage [pixel][row], which L x L transposes turn into [row][pixel]
-      // (npx pixels a row), cropped into out row by row (q < oq, rows < M).
+      // vecs: the output pixels v = p*oq + q; a tile is cnw[kb] of them (their inputs at
+      // p*wq + q in X~, pofs; past the last pixel, the last again) x kb vectors of rows. A
+      // panel's tiles fill the run's stage [pixel][row], which L x L transposes turn into
+      // [row][pixel] (npx pixels a row), each row < M one run of out.
       const index_t npx = round_up(v_end - v_begin, L);
       T* stage = scratch_aligned<T>(4, channel_stage(lk, pt));
       T* rows = stage + pt.run_vecs * lk.kb_max * L;
-      const index_t span = pl.op * in.wq;
       for (index_t pi = 0; pi < npan; ++pi) {
         const int kb = pl.panels.rows(pi), nw = lk.cnw[kb];
         const index_t kbl = kb * L, m0 = pl.panels.first[std::size_t(pi)] * L;
         const index_t mc = std::min(kbl, M - m0);
         const T* a = apack + aoff[std::size_t(gi * npan + pi)];
         const T* bm = bias ? bias + (gi * npan + pi) * lk.kb_max * L : nullptr;
-        for (index_t j0 = v_begin; j0 < v_end; j0 += nw) {
-          const index_t j1 = std::min(span, j0 + nw);
-          const auto [k0, k1] = pl.tap_range(j0 / in.wq, (j1 - 1) / in.wq);
-          lk.couter[kb](k1 - k0, a + k0 * kbl, xu + j0, pl.boff.data() + k0,
-                        stage + (j0 - v_begin) * kbl, mode, bm);
+        for (index_t v0 = v_begin; v0 < v_end; v0 += nw) {
+          const index_t v1 = std::min(PQ, v0 + nw);
+          for (index_t i = 0; i < nw; ++i) {
+            const index_t v = std::min(v0 + i, v1 - 1);
+            pofs[i] = (v / pl.oq) * in.wq + v % pl.oq;
+          }
+          const auto [k0, k1] = pl.tap_range(v0 / pl.oq, (v1 - 1) / pl.oq);
+          lk.couter[kb](k1 - k0, a + k0 * kbl, xu, pl.boff.data() + k0, pofs,
+                        stage + (v0 - v_begin) * kbl, mode, bm);
         }
         // the stage's pixels computed (whole tiles), at most npx of them transposed; those past
         // the run's end are never copied
         const index_t done = std::min(round_up(v_end - v_begin, index_t(nw)), npx);
-        activate(act, stage, done * kbl);  // (q >= oq, rows >= M: dropped)
+        activate(act, stage, done * kbl);  // (rows >= M: dropped)
         for (index_t p0 = 0; p0 < done; p0 += L)
           for (index_t r0 = 0; r0 < kbl; r0 += L)
             lk.transpose(stage + p0 * kbl + r0, kbl, rows + r0 * npx + p0, npx);
         for (index_t m = 0; m < mc; ++m)
-          crop_row(rows + m * npx, v_begin, v_end, in.wq, pl.oq,
-                   out + (un * G * M + gi * M + m0 + m) * PQ);
+          std::memcpy(out + (un * G * M + gi * M + m0 + m) * PQ + v_begin, rows + m * npx,
+                      sizeof(T) * std::size_t(v_end - v_begin));
       }
     } else if (!pl.batch) {
       T* stage = scratch_aligned<T>(4, lk.mr_max * 24 * L);

@@ -90,7 +90,8 @@ template <class T, int L, int MR, int NP>
     for (int i = 0; i < NP; ++i) std::memcpy(c + m * ldc + i * L, &cr[m][i], sizeof(V));
 }
 
-// Channels-tier outer product: NW output pixels (their inputs broadcast from x + boff[kk] + i)
+// Channels-tier outer product: NW output pixels (their inputs broadcast from x + boff[kk] +
+// pofs[i])
 // x KB vectors of output channels (the packed weights), see LoweredKernels::couter.
 // The weights (a panel's are 147 KB for ResNet's 3x3 layer, streamed from the L2 cache once per
 // tile) are prefetched couter_prefetch taps ahead: in paired runs on an Intel Xeon, 1 thread,
@@ -100,11 +101,14 @@ template <class T, int L, int MR, int NP>
 constexpr index_t couter_prefetch = 12;
 template <class T, int L, int KB, int NW>
 [[gnu::always_inline]] inline void couter_body(index_t kd, const T* w, const T* x,
-                                               const index_t* boff, T* c, int mode,
-                                               const T* bias) {
+                                               const index_t* boff, const index_t* pofs,
+                                               T* c, int mode, const T* bias) {
   typedef T V __attribute__((vector_size(L * sizeof(T))));
   V cr[NW][KB];
   V bv[KB];
+  index_t po[NW];
+#pragma GCC unroll 24
+  for (int i = 0; i < NW; ++i) po[i] = pofs[i];
 #pragma GCC unroll 4
   for (int v = 0; v < KB; ++v) {
     if (mode == 1)
@@ -131,7 +135,7 @@ template <class T, int L, int KB, int NW>
     const T* xk = x + boff[kk];
 #pragma GCC unroll 24
     for (int i = 0; i < NW; ++i) {
-      const T xi = xk[i];
+      const T xi = xk[po[i]];
 #pragma GCC unroll 4
       for (int v = 0; v < KB; ++v) cr[i][v] += xi * wv[v];
     }
@@ -325,8 +329,8 @@ template <class T, int L>
   TG_LOWERED(ISA, ATTR, T, L, 6, 2, 2)
 #define TG_COUTER(ISA, ATTR, T, L, KB, NW)                                               \
   ATTR void couter_##ISA##_##T##_##KB(index_t kd, const T* w, const T* x, const index_t* boff, \
-                                      T* c, int mode, const T* bias) {                       \
-    couter_body<T, L, KB, NW>(kd, w, x, boff, c, mode, bias);                                \
+                                      const index_t* pofs, T* c, int mode, const T* bias) {  \
+    couter_body<T, L, KB, NW>(kd, w, x, boff, pofs, c, mode, bias);                          \
   }                                                                                          \
   ATTR void cdot_##ISA##_##T##_##KB(index_t rows, index_t n, const T* d, const T* x,         \
                                     index_t xrs, const index_t* boff, T* acc) {              \

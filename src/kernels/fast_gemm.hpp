@@ -41,11 +41,11 @@ struct MicroKernels {
 //              summed in increasing (row, s), one chain per lane; the caller combines the lanes.
 //   couter[kb] the channels tier's tile: cnw[kb] output pixels x kb vectors of channels
 //                c[i*kb*lanes + v*lanes + l] = init + sum_{kk < kd} w[kk*kb*lanes + v*lanes + l]
-//                    * x[boff[kk] + i]
+//                    * x[boff[kk] + pofs[i]]
 //              summed in increasing kk, one fused multiply-add chain per element; init is 0
 //              (mode 0), bias[v*lanes + l] (mode 1) or the tile's old value (mode 2). w: a
-//              packed panel (kd x kb vectors), x + boff[kk] + i: the input of pixel i at tap kk
-//              (one scalar, broadcast).
+//              packed panel (kd x kb vectors), x + boff[kk] + pofs[i]: the input of pixel i at
+//              tap kk (one scalar, broadcast).
 //   cdot[kb]   the channels tier's backward-weights tile: cnw[kb] taps x kb vectors of channels
 //                acc[(t*kb + v)*lanes + l] += sum_{row < rows} sum_{j < n}
 //                    d[((row*n + j)*kb + v)*lanes + l] * x[boff[t] + row*xrs + j]
@@ -70,8 +70,8 @@ struct LoweredKernels {
                             const T* b, const index_t* boff, index_t rbs, T* acc);
   int kb_max;             // channels tier: most vectors of channels in a tile
   int cnw[max_vecs + 1];  // channels tier: pixels of a tile of kb vectors
-  void (*couter[max_vecs + 1])(index_t kd, const T* w, const T* x, const index_t* boff, T* c,
-                               int mode, const T* bias);
+  void (*couter[max_vecs + 1])(index_t kd, const T* w, const T* x, const index_t* boff,
+                               const index_t* pofs, T* c, int mode, const T* bias);
   void (*cdot[max_vecs + 1])(index_t rows, index_t n, const T* d, const T* x, index_t xrs,
                              const index_t* boff, T* acc);
   void (*transpose)(const T* src, index_t ld_src, T* dst, index_t ld_dst);
