@@ -20,17 +20,20 @@
 //   batch    a vector is the same pixel of `lanes` consecutive images (X~ interleaves them):
 //            no wasted columns, aligned loads; costs a transposition of x / dy and y / dx.
 //            Best for batches of small images (LeNet at batch 64).
-// and, for forward and backward-data only, a third tier over the pixels layout of X~:
-//   channels a vector is `lanes` consecutive output channels of one pixel: the input is
-//            broadcast one element at a time, the packed weights are the vectors (oneDNN's
-//            blocked idea without a blocked tensor: a run of tiles is transposed into NCHW
-//            by L x L blocks). A tile's inputs stay in the L1 cache across up to 4 vectors
-//            of channels. Best for many channels (ResNet's and VGG's layers).
+// and a third tier over the pixels layout of X~:
+//   channels a vector is `lanes` consecutive output channels (backward-weights: of dy) of one
+//            pixel: the input is broadcast one element at a time, the packed weights (dy,
+//            transposed pixel-major) are the vectors (oneDNN's blocked idea without a blocked
+//            tensor: forward and backward-data transpose a run of tiles into NCHW by L x L
+//            blocks). Its tiles cover output pixels only (X~'s columns [Q, wq) are skipped).
+//            A tile's inputs stay in the L1 cache across up to 4 vectors of channels. Best for
+//            many channels (ResNet's and VGG's layers).
 // Sum order. Forward and backward-data: every output element is ONE fused multiply-add chain
 // over the taps in order, started at the bias (or 0), whatever the tier, the tile or the
-// thread. Backward-weights: each lane sums its share of (n, p, q) in a fixed order, the
-// lanes of a run of images are combined by a fixed tree, runs in run order. Both are fixed by
-// the shape, so the results are the same bits for any number of threads.
+// thread. Backward-weights: pixels and batch tiers, each lane sums its share of (n, p, q) in a
+// fixed order, the lanes of a run of images are combined by a fixed tree, runs in run order;
+// channels tier, each weight is one chain over (n, p, q) in order. All are fixed by the
+// shape, so the results are the same bits for any number of threads.
 #pragma once
 
 #include <atomic>
@@ -45,8 +48,7 @@ namespace tapegrad::fast::detail {
 enum class ConvDir { forward, backward_data, backward_weights };
 
 // 0: each shape takes the tier its plan prefers; 1: always "pixels"; 2: always "batch";
-// 3: "channels" for forward and backward-data, "pixels" for backward-weights
-// (fast::set_conv2d_tier, for tests and benches).
+// 3: always "channels" (fast::set_conv2d_tier, for tests and benches).
 std::atomic<int>& forced_tier();
 
 // Which lowering a direction of this geometry takes: "pixels", "batch", "channels", or

@@ -109,10 +109,11 @@ std::string conv2d_plan<double>(const Conv2dGeom& g, Conv2dDirection dir);
 
 // Forces the layout of the lowered convolution ("pixels", "batch" or "channels"; "auto", the
 // default, lets each shape take its plan's choice) so that tests can reach every layout on any
-// shape and benches can compare them. "channels" (a vector is consecutive output channels of
-// one pixel) exists for forward and backward-data; forced, backward-weights takes "pixels".
-// Results of forward and backward-data are the same bits in all three (one FMA chain per
-// output either way); backward-weights sums its lanes differently in "pixels" and "batch".
+// shape and benches can compare them. "channels": a vector is consecutive output channels of
+// one pixel (backward-weights: of dy). Results of forward and backward-data are the same bits
+// in all three (one FMA chain per output either way); backward-weights sums in a different
+// order in each (lanes and a tree in "pixels" and "batch", one chain per weight in
+// "channels").
 // Throws std::invalid_argument for another name. Not to be called while kernels run.
 void set_conv2d_tier(std::string_view tier);
 
