@@ -308,9 +308,8 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
   // output pixels (X~'s columns [Q, wq) skipped). Its multiply-adds are the batch tier's with
   // the rows rounded up to vectors; what it saves is not counted above: a tile's inputs are a
   // few pixels of each row of taps (L1-resident) and each is read once per panel of up to
-  // kb_max*L rows, where
-  // the pixels and batch tiers' tiles read L-pixel vectors of every tap row once per panel of
-  // at most mr_max rows. Measured (AVX2, 1 thread, float, against the better of the other two,
+  // kb_max*L rows, where the pixels and batch tiers' tiles read L-pixel vectors of every tap
+  // row once per panel of at most mr_max rows. Measured (AVX2, 1 thread, float, against the better of the other two,
   // forward and backward-data) it gains 1.21-1.24x on ResNet's 3x3 and stem layers of 64
   // channels and 0.94-1.08x on VGG's 128 (double: 1.02-1.21x), and it loses on LeNet's 6 and
   // 16 (0.22-0.87x: few rows, and its outputs were then scattered one element at a time). So:
@@ -370,10 +369,10 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
     for (index_t i = 0; i < pl.panels.count(); ++i)
       pad_to = std::max(pad_to, round_up(pl.taps, lk.cnw[pl.panels.rows(i)]));
     pl.boff.resize(std::size_t(pad_to), pl.boff.back());
-    pl.dlen = round_up(pl.op * wq, L);
     pl.dyt = images * G * pl.op * pl.oq * round_up(pl.M, L);
+    // (the last unit's taps read at most its last output pixel's inputs)
     pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
-                                          pl.dlen);
+                                          pl.op * wq);
     const index_t npan = pl.panels.count();
     for (index_t pi = 0; pi < npan; ++pi) {
       const index_t tiles = ceil_div(pl.taps, lk.cnw[pl.panels.rows(pi)]);

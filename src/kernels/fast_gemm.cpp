@@ -91,8 +91,7 @@ template <class T, int L, int MR, int NP>
 }
 
 // Channels-tier outer product: NW output pixels (their inputs broadcast from x + boff[kk] +
-// pofs[i])
-// x KB vectors of output channels (the packed weights), see LoweredKernels::couter.
+// pofs[i]) x KB vectors of output channels (the packed weights), see LoweredKernels::couter.
 // The weights (a panel's are 147 KB for ResNet's 3x3 layer, streamed from the L2 cache once per
 // tile) are prefetched couter_prefetch taps ahead: in paired runs on an Intel Xeon, 1 thread,
 // ResNet's and VGG's forward and backward-data gained 1.02-1.13x in float (1.04-1.05x in the
