@@ -192,7 +192,9 @@ struct Plan {
   // Backward-weights. Tiles: (group, panel of rows, tile of nt taps); tasks: (run of units,
   // group, panel, block of tile_blk tap tiles). Units (images, or groups of L images) are cut
   // into `runs` runs of consecutive units; each run's lane sums go to its own partial and the
-  // partials are added in run order before the lane tree. All fixed by the shape.
+  // partials are added in run order before the lane tree. All fixed by the shape. The channels
+  // tier uses only ntiles (tiles of cnw taps) and tile_blk (= ntiles: the most tiles of one
+  // panel a thread may run); its threads take even runs of tiles (channels_backward_weights).
   std::vector<index_t> ntiles, tile_blk, blocks;  // per panel
   index_t runs = 1;
 
@@ -377,8 +379,7 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
     for (index_t pi = 0; pi < npan; ++pi) {
       const index_t tiles = ceil_div(pl.taps, lk.cnw[pl.panels.rows(pi)]);
       pl.ntiles.push_back(tiles);
-      pl.blocks.push_back(1);
-      pl.tile_blk.push_back(tiles);  // (the most tiles a thread runs of one panel)
+      pl.tile_blk.push_back(tiles);
     }
   } else if (dir == ConvDir::backward_weights) {
     // Tap tiles read past the last tap: repeat it (its results are dropped).
@@ -740,11 +741,10 @@ void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
 // whole tiles allow. A thread runs its tiles of one (group, panel) together: over each image
 // in order, and each image's output rows in chunks of about chunk_steps pixels (whole rows),
 // every tile over a chunk in turn (the chunk of dy, 28-32 KB at 4 vectors of channels, stays
-// in the L1 cache across them). A
-// tile's sums do not depend on which thread runs it or with which others, so the runs change
-// no bit; and with one run per thread each thread reads dy once per panel it touches (in 16
-// tasks of 6 tap tiles each, ResNet 3x3 at 2 threads read its 6.6 MB of dy 8 times a thread:
-// 1.00x the pixels tier, against 1.08x at 1 thread).
+// in the L1 cache across them). A tile's sums do not depend on which thread runs it or with
+// which others, so the runs change no bit; and with one run per thread each thread reads dy
+// once per panel it touches (in 16 tasks of 6 tap tiles each, ResNet 3x3 at 2 threads read
+// its 6.6 MB of dy 8 times a thread: 1.00x the pixels tier, against 1.08x at 1 thread).
 template <class T>
 void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, const T* dy,
                                T* dw) {
