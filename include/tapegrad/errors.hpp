@@ -63,13 +63,13 @@ template <class... Parts>
 // "op: x must be 4-d (N,C,H,W), got [2,3]"
 inline void check_rank(std::string_view op, std::string_view arg, const Shape& s, index_t rank,
                        std::string_view layout) {
-  check_arg(s.rank() == rank, op, arg, " must be ", rank, "-d ", layout, ", got ", s.str());
+  check_arg(s.rank() == rank, op, arg, " must be ", rank, "-d ", layout, ", got ", s);
 }
 
 // "op: b has shape [5], expected [4]"
 inline void check_shape(std::string_view op, std::string_view arg, const Shape& got,
                         const Shape& expected) {
-  check_arg(got == expected, op, arg, " has shape ", got.str(), ", expected ", expected.str());
+  check_arg(got == expected, op, arg, " has shape ", got, ", expected ", expected);
 }
 
 // "op: stride must be positive, got 0"

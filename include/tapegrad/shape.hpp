@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ class Shape {
     }
     return s + "]";
   }
+
+  // str() on a stream: lets a message take the Shape itself (check_arg(..., "got ", x)), so
+  // that the text is built only when the check fails, not on every call of a hot path.
+  friend std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
 
  private:
   static index_t compute_numel(const std::vector<index_t>& dims) {

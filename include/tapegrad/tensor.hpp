@@ -23,7 +23,7 @@ class Tensor {
       : shape_(std::move(shape)), data_(static_cast<std::size_t>(shape_.numel()), fill) {}
   Tensor(Shape shape, std::vector<T> data) : shape_(std::move(shape)), data_(std::move(data)) {
     check_arg(static_cast<index_t>(data_.size()) == shape_.numel(), "tensor", "shape ",
-              shape_.str(), " needs ", shape_.numel(), " elements, got ", data_.size());
+              shape_, " needs ", shape_.numel(), " elements, got ", data_.size());
   }
 
   // 0-d tensor holding one value.
@@ -67,7 +67,7 @@ class Tensor {
 
   // Same elements, another shape of the same element count.
   Tensor reshaped(Shape s) const {
-    check_arg(s.numel() == numel(), "reshape", "cannot view ", shape_.str(), " as ", s.str());
+    check_arg(s.numel() == numel(), "reshape", "cannot view ", shape_, " as ", s);
     return Tensor(std::move(s), data_);
   }
 

@@ -224,11 +224,11 @@ std::string shape_tuple(const Shape& s) {
 
 template <class V>
 std::string encode(NpyDtype dtype, const Shape& shape, const V& data, int version) {
-  check_arg(static_cast<index_t>(data.size()) == shape.numel(), "write_npy", "shape ", shape.str(),
+  check_arg(static_cast<index_t>(data.size()) == shape.numel(), "write_npy", "shape ", shape,
             " needs ", shape.numel(), " elements, got ", data.size());
   check_arg(version == 1 || version == 2, "write_npy", "format version must be 1 or 2, got ",
             version);
-  check_arg(shape.rank() <= npy_max_dims, "write_npy", "shape ", shape.str(), " has ",
+  check_arg(shape.rank() <= npy_max_dims, "write_npy", "shape ", shape, " has ",
             shape.rank(), " dimensions, more than NumPy's limit of ", npy_max_dims);
   std::string dict = std::string("{'descr': '") + dtype_descr(dtype) +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(shape) + ", }";

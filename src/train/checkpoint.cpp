@@ -205,10 +205,10 @@ void restore(Trainer<T>& trainer, const Checkpoint& ck) {
     expected.insert(p.name);
     const io::NpyArray* a = ck.npz.find(p.name);
     check_arg(a != nullptr, ck.source, "is for a different model: it has no ", quote(p.name),
-              " (the model ", quote(ck.recipe.model_source), " needs ", p.value.shape().str(), ")");
+              " (the model ", quote(ck.recipe.model_source), " needs ", p.value.shape(), ")");
     Tensor<T> v = array_as<T>(*a, ck.source + ":" + p.name, false);
     check_arg(v.shape() == p.value.shape(), ck.source, "is for a different model: ",
-              quote(p.name), " is ", v.shape().str(), ", the model needs ", p.value.shape().str());
+              quote(p.name), " is ", v.shape(), ", the model needs ", p.value.shape());
     p.value = std::move(v);
   }
   for (auto& s : trainer.optimizer().state()) {
@@ -218,7 +218,7 @@ void restore(Trainer<T>& trainer, const Checkpoint& ck) {
               trainer.optimizer().config().name);
     Tensor<T> v = array_as<T>(*a, ck.source + ":" + s.name, false);
     check_arg(v.shape() == s.tensor->shape(), ck.source, "optimizer state ", quote(s.name),
-              " is ", v.shape().str(), ", expected ", s.tensor->shape().str());
+              " is ", v.shape(), ", expected ", s.tensor->shape());
     *s.tensor = std::move(v);
   }
   expected.insert("metrics");
@@ -270,10 +270,10 @@ ParamSet<T> load_init(const std::filesystem::path& path, const NetSpec& spec) {
   for (const ParamSpec& p : spec.params) {
     const auto it = by_name.find(p.name);
     check_arg(it != by_name.end(), src, "has no array for ", quote(p.name), " ",
-              p.shape.str(), " (names: conv1.w or PyTorch's conv1.weight, ...)");
+              p.shape, " (names: conv1.w or PyTorch's conv1.weight, ...)");
     Tensor<T> v = array_as<T>(*it->second, path.string() + ":" + p.name, true);
-    check_arg(v.shape() == p.shape, src, quote(p.name), " is ", v.shape().str(),
-              ", the model needs ", p.shape.str());
+    check_arg(v.shape() == p.shape, src, quote(p.name), " is ", v.shape(),
+              ", the model needs ", p.shape);
     values.push_back(std::move(v));
     by_name.erase(it);
   }

@@ -16,13 +16,13 @@ namespace tapegrad {
 
 // softmax / log_softmax: x must be (N,C,...) with rank >= 2 and C > 0.
 inline void check_softmax(const Shape& x, std::string_view op = "softmax") {
-  check_arg(x.rank() >= 2, op, "x must have rank >= 2 (N,C,...), got ", x.str());
-  check_arg(x[1] > 0, op, "x has no classes along dim 1 (x ", x.str(), ")");
+  check_arg(x.rank() >= 2, op, "x must have rank >= 2 (N,C,...), got ", x);
+  check_arg(x[1] > 0, op, "x has no classes along dim 1 (x ", x, ")");
 }
 
 // flatten: x must be (N,...) with rank >= 2.
 inline void check_flatten(const Shape& x, std::string_view op = "flatten") {
-  check_arg(x.rank() >= 2, op, "x must have rank >= 2 (N,...), got ", x.str());
+  check_arg(x.rank() >= 2, op, "x must have rank >= 2 (N,...), got ", x);
 }
 
 // Backward of an element-wise op (or softmax): dy must have the shape of the forward x / y.

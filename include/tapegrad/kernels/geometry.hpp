@@ -103,27 +103,26 @@ inline Conv2dGeom make_conv2d_geom(const Shape& x, const Shape& w, const Shape* 
   g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
   g.k = w[0], g.r = w[2], g.s = w[3];
   g.prm = prm;
-  const std::string xs = x.str(), ws = w.str();
-  check_arg(g.n > 0 && g.c > 0 && g.h > 0 && g.w > 0, op, "x has an empty dimension (x ", xs,
+  check_arg(g.n > 0 && g.c > 0 && g.h > 0 && g.w > 0, op, "x has an empty dimension (x ", x,
             ")");
-  check_arg(g.k > 0 && g.r > 0 && g.s > 0 && w[1] > 0, op, "w has an empty dimension (w ", ws,
+  check_arg(g.k > 0 && g.r > 0 && g.s > 0 && w[1] > 0, op, "w has an empty dimension (w ", w,
             ")");
   check_arg(g.c % prm.groups == 0, op, "groups ", prm.groups, " does not divide x channels ", g.c,
-            " (x ", xs, ")");
+            " (x ", x, ")");
   check_arg(g.k % prm.groups == 0, op, "groups ", prm.groups, " does not divide w out-channels ",
-            g.k, " (w ", ws, ")");
+            g.k, " (w ", w, ")");
   check_arg(w[1] == g.c / prm.groups, op, "w in-channels is ", w[1], ", expected ",
-            g.c / prm.groups, " = x channels / groups (x ", xs, ", w ", ws, ")");
+            g.c / prm.groups, " = x channels / groups (x ", x, ", w ", w, ")");
   const Pair in{g.h, g.w}, ker{g.r, g.s};
   Pair out{};
   for (int a = 0; a < 2; ++a) {
     // Size arithmetic in checked form: padded extent and dilated kernel extent.
     const index_t padded = checked_add(in[a], checked_mul(2, prm.pad[a], "conv2d pad"), "conv2d");
     const index_t span = checked_add(checked_mul(prm.dilation[a], ker[a] - 1, "conv2d"), 1);
-    check_arg(span <= padded, op, "dilated kernel ", a ? "width " : "height ", span,
-              " is larger than the padded input ", a ? "width " : "height ", padded, " (x ", xs,
-              ", w ", ws, ", pad=", pair_str(prm.pad), ", dilation=", pair_str(prm.dilation),
-              ")");
+    if (span > padded)  // (fail_arg, not check_arg: pair_str's text only when it fails)
+      fail_arg(op, "dilated kernel ", a ? "width " : "height ", span,
+               " is larger than the padded input ", a ? "width " : "height ", padded, " (x ", x,
+               ", w ", w, ", pad=", pair_str(prm.pad), ", dilation=", pair_str(prm.dilation), ")");
     out[a] = (padded - span) / prm.stride[a] + 1;
   }
   g.p = out[0], g.q = out[1];
@@ -177,18 +176,20 @@ inline Pool2dGeom make_pool2d_geom(const Shape& x, const Pool2dParams& prm, std:
   g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
   g.prm = prm;
   check_arg(g.n > 0 && g.c > 0 && g.h > 0 && g.w > 0, op, "x has an empty dimension (x ",
-            x.str(), ")");
+            x, ")");
   const Pair in{g.h, g.w};
   Pair out{};
   for (int a = 0; a < 2; ++a) {
     check_positive(op, a ? "kernel (width)" : "kernel (height)", prm.kernel[a]);
     check_positive(op, a ? "stride (width)" : "stride (height)", prm.stride[a]);
     check_non_negative(op, a ? "pad (width)" : "pad (height)", prm.pad[a]);
-    check_arg(2 * prm.pad[a] <= prm.kernel[a], op, "pad ", pair_str(prm.pad),
-              " must be at most half the kernel ", pair_str(prm.kernel));
+    if (2 * prm.pad[a] > prm.kernel[a])  // (fail_arg: pair_str's text only when it fails)
+      fail_arg(op, "pad ", pair_str(prm.pad), " must be at most half the kernel ",
+               pair_str(prm.kernel));
     const index_t padded = checked_add(in[a], checked_mul(2, prm.pad[a], "pool pad"), "pool");
-    check_arg(prm.kernel[a] <= padded, op, "kernel ", pair_str(prm.kernel),
-              " is larger than the padded input (x ", x.str(), ", pad=", pair_str(prm.pad), ")");
+    if (prm.kernel[a] > padded)
+      fail_arg(op, "kernel ", pair_str(prm.kernel), " is larger than the padded input (x ", x,
+               ", pad=", pair_str(prm.pad), ")");
     out[a] = (padded - prm.kernel[a]) / prm.stride[a] + 1;
   }
   g.p = out[0], g.q = out[1];
@@ -232,11 +233,10 @@ inline LinearGeom make_linear_geom(const Shape& x, const Shape& w, const Shape* 
                                    std::string_view op = "linear") {
   check_rank(op, "x", x, 2, "(N,in)");
   check_rank(op, "w", w, 2, "(out,in)");
-  const std::string xs = x.str(), ws = w.str();
-  check_arg(x[0] > 0 && x[1] > 0, op, "x has an empty dimension (x ", xs, ")");
-  check_arg(w[0] > 0 && w[1] > 0, op, "w has an empty dimension (w ", ws, ")");
+  check_arg(x[0] > 0 && x[1] > 0, op, "x has an empty dimension (x ", x, ")");
+  check_arg(w[0] > 0 && w[1] > 0, op, "w has an empty dimension (w ", w, ")");
   check_arg(w[1] == x[1], op, "w in-features is ", w[1], ", expected ", x[1],
-            " = x features (x ", xs, ", w ", ws, ")");
+            " = x features (x ", x, ", w ", w, ")");
   LinearGeom g;
   g.n = x[0], g.in = x[1], g.out = w[0];
   (void)Shape({g.n, g.out});  // overflow check of the output size

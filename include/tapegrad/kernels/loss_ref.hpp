@@ -23,7 +23,7 @@ namespace tapegrad {
 // mse_loss: x and target of the same, non-empty shape.
 inline void check_mse_loss(const Shape& x, const Shape& target, std::string_view op = "mse_loss") {
   check_shape(op, "target", target, x);
-  check_arg(x.numel() > 0, op, "x is empty (x ", x.str(), "); the mean is undefined");
+  check_arg(x.numel() > 0, op, "x is empty (x ", x, "); the mean is undefined");
 }
 
 // cross_entropy: logits (N,C) with N, C > 0; targets N class indices in [0, C).
@@ -32,10 +32,10 @@ inline void check_cross_entropy(const Shape& logits, const std::vector<index_t>&
                                 std::string_view op = "cross_entropy") {
   check_rank(op, "logits", logits, 2, "(N,C)");
   check_arg(logits[0] > 0 && logits[1] > 0, op, "logits has an empty dimension (logits ",
-            logits.str(), ")");
+            logits, ")");
   check_arg(static_cast<index_t>(targets.size()) == logits[0], op, "targets has ",
             targets.size(), " entries, expected ", logits[0], " = logits batch (logits ",
-            logits.str(), ")");
+            logits, ")");
   for (std::size_t n = 0; n < targets.size(); ++n)
     if (targets[n] < 0 || targets[n] >= logits[1])
       throw std::out_of_range(detail::concat(op, ": targets[", n, "] is ", targets[n],

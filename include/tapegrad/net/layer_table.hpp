@@ -219,7 +219,7 @@ struct LinearLayer {
 
   static Shape infer(const Keys& k, const Shape& in, std::vector<ParamDecl>& params) {
     check_positive("linear", "out", k.integer("out"));
-    check_arg(in.rank() == 2, "linear", "x must be 2-d (N,in), got ", in.str(),
+    check_arg(in.rank() == 2, "linear", "x must be 2-d (N,in), got ", in,
               " (add 'flatten' before it)");
     const Shape w{k.integer("out"), in[1]}, b{k.integer("out")};
     const LinearGeom g = make_linear_geom(in, w, k.boolean("bias") ? &b : nullptr, "linear");
@@ -470,7 +470,7 @@ struct FlattenLayer {
   static constexpr std::string_view param_prefix = "";
   static constexpr std::array<KeySpec, 0> keys{};
   static Shape infer(const Keys&, const Shape& in, std::vector<ParamDecl>&) {
-    check_arg(in.rank() >= 2, "flatten", "x must have rank >= 2, got ", in.str());
+    check_arg(in.rank() >= 2, "flatten", "x must have rank >= 2, got ", in);
     index_t m = 1;
     for (index_t d = 1; d < in.rank(); ++d) m = checked_mul(m, in[d], "flatten");
     return Shape{in[0], m};

@@ -108,7 +108,7 @@ struct CrossEntropyLoss {
 
   static void check_output(const Shape& out) {
     check_arg(out.rank() == 2, "cross_entropy", "the network output must be 2-d (N,classes), got ",
-              out.str(), " (add 'flatten' / 'linear' before it)");
+              out, " (add 'flatten' / 'linear' before it)");
   }
   static index_t count_of(const Shape& out) { return out[0]; }
 

@@ -161,7 +161,7 @@ class Tape {
   // Fills the gradient of every tensor that requires one and is reached from the loss.
   // Calling backward() again first discards the previous gradients.
   void backward(const TapeTensor<T>& loss) {
-    check_arg(loss.value().numel() == 1, "backward", "loss has shape ", loss.shape().str(),
+    check_arg(loss.value().numel() == 1, "backward", "loss has shape ", loss.shape(),
               ", expected one element");
     grads_.slots_.clear();
     grads_.slots_.resize(values_.size());
