@@ -70,7 +70,7 @@ void fill_batch(const Dataset& d, std::span<const index_t> idx, Tensor<T>& x,
       const std::uint8_t* px = d.pixels.data() + idx[static_cast<std::size_t>(i)] * m;
       // The samples lie at random places in a set far larger than the caches: the lines of
       // the sample two ahead are requested now (a lenet5 step's batch fill, 64 of 60,000
-      // 784-byte images, took 35 us waiting on memory, 12 us with this).
+      // 784-byte images, took 35-40 us waiting on memory, 12-20 us with this).
       if (i + 2 < n) {
         const std::uint8_t* nx = d.pixels.data() + idx[static_cast<std::size_t>(i + 2)] * m;
         for (index_t j = 0; j < m; j += 64) __builtin_prefetch(nx + j);
