@@ -187,7 +187,8 @@ struct Plan {
                        // block, a multiple of every panel's tile (lk.np[rows], lk.cnw[vectors]),
                        // so that all panels tile a block exactly
   index_t dlen = 0;    // backward-weights, pixels tier: elements per row of the lowered dy
-  index_t dyt = 0;     // backward-weights, channels tier: elements of dy transposed
+  index_t dyt = 0;     // backward-weights, channels tier: elements of a chunk of dy transposed
+                       // (chan_chunk_rows output rows x the widest panel's channels)
   index_t R = 0, dh = 0, row_taps = 0;  // products: taps of one kernel row r are one range
   // Backward-weights. Tiles: (group, panel of rows, tile of nt taps); tasks: (run of units,
   // group, panel, block of tile_blk tap tiles). Units (images, or groups of L images) are cut
@@ -208,6 +209,9 @@ struct Plan {
     return {lo * row_taps, hi * row_taps};
   }
 };
+
+// The channels tier's backward-weights chunk: whole output rows, about chunk_steps pixels.
+index_t chan_chunk_rows(const Plan& pl) { return std::max<index_t>(1, chunk_steps / pl.oq); }
 
 // Cost (in vector multiply-adds) of each tier, and the work each wastes: the pixels tier
 // computes the columns [Q, wq) of every row and rounds each image up to whole tiles, and copies
@@ -371,7 +375,7 @@ Plan plan_of(const Conv2dGeom& g, ConvDir dir) {
     for (index_t i = 0; i < pl.panels.count(); ++i)
       pad_to = std::max(pad_to, round_up(pl.taps, lk.cnw[pl.panels.rows(i)]));
     pl.boff.resize(std::size_t(pad_to), pl.boff.back());
-    pl.dyt = images * G * pl.op * pl.oq * round_up(pl.M, L);
+    pl.dyt = chan_chunk_rows(pl) * pl.oq * lk.kb_max * L;
     // (the last unit's taps read at most its last output pixel's inputs)
     pl.in.size = std::max(pl.in.size, (pl.in.units * G - 1) * pl.in.unit_stride() + max_boff +
                                           pl.op * wq);
@@ -705,24 +709,22 @@ T lane_tree(const T* v, index_t L) {
   }
 }
 
-// The channels tier's dy transposed, for one (image, group, output row p) `it`: for each panel
-// (kb vectors from vector v0), d[j*kb*L + v*L + l] = dy[n][gi*M + (v0 + v)*L + l][p][q] at
-// pixel j = p*Q + q (zeros for rows >= M), by L x L transposes where L rows are there.
+// The channels tier's dy transposed, for output rows [p0, p0 + rows) of image n, group gi and
+// panel pi (kb vectors from vector v0): d[(i*Q + q)*kb*L + v*L + l] = dy[n][gi*M + (v0 + v)*L
+// + l][p0 + i][q] (zeros for rows >= M), by L x L transposes where L rows are there.
 template <class T>
-void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
+void transpose_dy(const Plan& pl, const T* dy, index_t n, index_t gi, index_t pi, index_t p0,
+                  index_t rows, T* d) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const index_t G = pl.in.groups, M = pl.M, L = pl.L;
-  const index_t P = pl.op, Q = pl.oq, PQ = P * Q;
-  const index_t p = it % P, n = it / P / G, gi = it / P % G;
-  const T* src = dy + (n * G + gi) * M * PQ;  // channel gi*M of image n
-  T* base = dyt + (it / P) * PQ * round_up(M, L);  // (image, group) it / P
-  for (index_t pi = 0; pi < pl.panels.count(); ++pi) {
-    const index_t kbl = pl.panels.rows(pi) * L, v0 = pl.panels.first[std::size_t(pi)];
-    T* d = base + PQ * v0 * L;
+  const index_t Q = pl.oq, PQ = pl.op * Q;
+  const T* src = dy + (n * G + gi) * M * PQ + p0 * Q;  // channel gi*M of image n, row p0
+  const index_t kbl = pl.panels.rows(pi) * L, v0 = pl.panels.first[std::size_t(pi)];
+  for (index_t i = 0; i < rows; ++i)
     for (index_t v = 0; v < kbl / L; ++v) {
       const index_t m0 = (v0 + v) * L;
-      T* drow = d + p * Q * kbl + v * L;  // (q, lane l) at drow[q*kbl + l]
-      const T* srow = src + m0 * PQ + p * Q;
+      T* drow = d + i * Q * kbl + v * L;  // (q, lane l) at drow[q*kbl + l]
+      const T* srow = src + m0 * PQ + i * Q;
       index_t q = 0;
       if (m0 + L <= M && Q >= L) {
         for (; q + L <= Q; q += L) lk.transpose(srow + q, PQ, drow + q * kbl, kbl);
@@ -733,34 +735,37 @@ void build_dyt(const Plan& pl, const T* dy, T* dyt, index_t it) {
       for (; q < Q; ++q)
         for (index_t l = 0; l < L; ++l) drow[q * kbl + l] = m0 + l < M ? srow[l * PQ + q] : T(0);
     }
-  }
 }
 
-// Backward-weights in the channels tier (Plan): X~ and dy transposed (a barrier), then the
-// tiles (group, panel, tap tile) in that order, dealt out as one run to each thread, as even as
-// whole tiles allow. A thread runs its tiles of one (group, panel) together: over each image
-// in order, and each image's output rows in chunks of about chunk_steps pixels (whole rows),
-// every tile over a chunk in turn (the chunk of dy, 28-32 KB at 4 vectors of channels, stays
-// in the L1 cache across them). A tile's sums do not depend on which thread runs it or with
-// which others, so the runs change no bit; and with one run per thread each thread reads dy
-// once per panel it touches (in 16 tasks of 6 tap tiles each, ResNet 3x3 at 2 threads read
-// its 6.6 MB of dy 8 times a thread: 1.00x the pixels tier, against 1.08x at 1 thread).
+// Backward-weights in the channels tier (Plan): X~ (a barrier), then the tiles (group, panel,
+// tap tile) in that order, dealt out as one run to each thread, as even as whole tiles allow.
+// A thread runs its tiles of one (group, panel) together: over each image in order, and each
+// image's output rows in chunks of about chunk_steps pixels (whole rows); each chunk of dy is
+// transposed pixel-major into the thread's buffer (28-32 KB at 4 vectors of channels) and every
+// tile is run over it in turn, from the L1 cache. A tile's sums do not depend on which thread
+// runs it or with which others, so the runs change no bit; and with one run per thread each
+// thread reads dy once per panel it touches (in 16 tasks of 6 tap tiles each, ResNet 3x3 at 2
+// threads read its 6.6 MB of dy 8 times a thread: 1.00x the pixels tier, against 1.08x at 1
+// thread). Where two threads share a panel, both transpose its chunks. Transposed chunk by
+// chunk (where all of dy was transposed into a shared buffer before the tiles, written out to
+// memory and read back: 16 % of the stem's call in a cpu-clock profile), paired runs on an AMD
+// Zen 5 (AVX-512), float: the stem 1.13x at 1 and 2 threads, ResNet 3x3 1.03-1.04x, VGG 1.00x;
+// double: the stem 1.11x, ResNet 1.03x.
 template <class T>
 void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, const T* dy,
                                T* dw) {
   const LoweredKernels<T>& lk = lowered_kernels<T>();
   const Lowering& in = pl.in;
   const index_t G = g.groups(), M = pl.M, L = pl.L, taps = pl.taps, npan = pl.panels.count();
-  const index_t P = pl.op, Q = pl.oq, PQ = P * Q, Mp = round_up(M, L);
-  const index_t rc = std::max<index_t>(1, chunk_steps / Q);  // output rows a chunk
+  const index_t P = pl.op, Q = pl.oq;
+  const index_t rc = chan_chunk_rows(pl);
   T* xt = scratch_aligned<T>(1, in.size);
-  T* dyt = scratch_aligned<T>(2, pl.dyt);
   build_slack(in, xt);
   std::vector<index_t> first{0};  // the first tile of (group, panel) u = gi*npan + pi
   for (index_t gi = 0; gi < G; ++gi)
     for (index_t pi = 0; pi < npan; ++pi) first.push_back(first.back() + pl.ntiles[std::size_t(pi)]);
   const index_t all = first.back();
-  const index_t items_x = in.items(), items_dy = g.n * G * pl.op;
+  const index_t items_x = in.items();
   // tiles [t0, t1) of (group, panel) u, as tiles t0 - first[u] ... of that panel
   auto run_tiles = [&](index_t u, index_t t0, index_t t1) {
     const index_t gi = u / npan, pi = u % npan;
@@ -769,15 +774,16 @@ void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, 
     const index_t tile_elems = nt * kbl, tile0 = t0 - first[std::size_t(u)];
     const index_t count = t1 - t0;
     T* acc = scratch_aligned<T>(4, count * tile_elems);
+    T* dc = scratch_aligned<T>(2, rc * Q * kbl);  // a chunk of dy, transposed
     std::fill(acc, acc + count * tile_elems, T(0));
     for (index_t n = 0; n < g.n; ++n) {
       const T* xu = xt + (n * G + gi) * in.unit_stride();
-      const T* du = dyt + (n * G + gi) * PQ * Mp + PQ * v0 * L;
       for (index_t p0 = 0; p0 < P; p0 += rc) {
         const index_t rows = std::min(rc, P - p0);
+        transpose_dy(pl, dy, n, gi, pi, p0, rows, dc);
         for (index_t i = 0; i < count; ++i)
-          lk.cdot[kb](rows, Q, du + p0 * Q * kbl, xu + p0 * in.wq, in.wq,
-                      pl.boff.data() + (tile0 + i) * nt, acc + i * tile_elems);
+          lk.cdot[kb](rows, Q, dc, xu + p0 * in.wq, in.wq, pl.boff.data() + (tile0 + i) * nt,
+                      acc + i * tile_elems);
       }
     }
     // acc[(tp*kb + v)*L + l] of tile tile0 + i: dw entry (gi*M + (v0 + v)*L + l, tap)
@@ -789,11 +795,8 @@ void channels_backward_weights(const Conv2dGeom& g, const Plan& pl, const T* x, 
   };
 #pragma omp parallel if (g.flops() >= min_parallel_flops)
   {
-    // (two loops, each dealt out evenly: in one, the few large items of dy fell to one thread)
-#pragma omp for schedule(static) nowait
-    for (index_t it = 0; it < items_x; ++it) build_item(in, x, xt, it);
 #pragma omp for schedule(static)
-    for (index_t it = 0; it < items_dy; ++it) build_dyt(pl, dy, dyt, it);
+    for (index_t it = 0; it < items_x; ++it) build_item(in, x, xt, it);
     const index_t threads = omp_get_num_threads(), me = omp_get_thread_num();
     const index_t a = me * all / threads, b = (me + 1) * all / threads;
     for (index_t u = 0; u < G * npan; ++u) {
@@ -857,7 +860,7 @@ LoweredWorkspace lowered_workspace(const Conv2dGeom& g, ConvDir dir) {
   // the lowered input, and backward-weights' lowered dy and run partials
   ws.shared = pl.in.size + pad;
   if (dir == ConvDir::backward_weights && pl.chan) {
-    ws.shared += pl.dyt + pad;
+    ws.per_thread += pl.dyt + pad;  // the thread's chunk of dy, transposed
   } else if (dir == ConvDir::backward_weights) {
     ws.shared += pl.dyl.size + pad;
     if (pl.runs > 1) ws.shared += pl.runs * g.groups() * pl.M * pl.taps * L + pad;
