@@ -41,7 +41,9 @@ index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
 // Adds the lowered gradient back onto dx for one image and group (the adjoint of im2col):
 // dxg[c, h, w] += dcol[kk * cols + j] for kk = (c, r, s) < C/G*R*S, pq = pq0 + j, j < cols,
-// with (h, w) as in im2col; positions outside x are dropped. Sequential: fixed order.
+// with (h, w) as in im2col; positions outside x are dropped. Sequential: fixed order. Rows at
+// stride 2 go through the kernels' add_even (its zeros between change no element: dxg starts
+// at +0, so none of it is ever -0).
 template <class T>
 void col2im_add(const Conv2dGeom& g, const T* dcol, index_t pq0, index_t cols, T* dxg) {
   const index_t RS = g.r * g.s, CRS = g.c_per_group() * RS;
@@ -66,7 +68,10 @@ void col2im_add(const Conv2dGeom& g, const T* dcol, index_t pq0, index_t cols, T
         index_t qb = g.w - 1 - off < 0 ? 0 : (g.w - 1 - off) / sw + 1;
         qa = std::clamp(qa, q_begin, q_end);
         qb = std::clamp(qb, qa, q_end);
-        for (index_t q = qa; q < qb; ++q) xr[q * sw + off] += seg[q];
+        if (sw == 2)
+          micro_kernels<T>().add_even(seg + qa, qb - qa, xr + qa * 2 + off);
+        else
+          for (index_t q = qa; q < qb; ++q) xr[q * sw + off] += seg[q];
       }
       j += q_end - q_begin;
     }

@@ -425,6 +425,38 @@ const LoweredKernels<double> lk_sse_f64 = TG_LK6(sse, double, 2);
 
 #define TG_OUTER_ARGS(T) index_t kd, const T *a, const T *b, index_t ldb, T *c, index_t ldc, bool acc
 
+// MicroKernels::add_even: each vector of s is spread over two vectors of x, zeros between
+// (lane l of the pair takes s[l/2] where l is even); the vectors run while i + L < n, so they
+// touch x up to 2(i + L) - 1 < 2n - 1, the rest go one by one.
+template <class T, int L>
+[[gnu::always_inline]] inline void add_even_body(const T* s, index_t n, T* x) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  const V z{};
+  index_t i = 0;
+  for (; i + L < n; i += L) {
+    V v, lo, hi, x0, x1;
+    std::memcpy(&v, s + i, sizeof(V));
+    shuffle2<L>(v, z, lo, [](int l) { return l % 2 ? L : l / 2; });
+    shuffle2<L>(v, z, hi, [](int l) { return l % 2 ? L : L / 2 + l / 2; });
+    std::memcpy(&x0, x + 2 * i, sizeof(V));
+    std::memcpy(&x1, x + 2 * i + L, sizeof(V));
+    x0 += lo;
+    x1 += hi;
+    std::memcpy(x + 2 * i, &x0, sizeof(V));
+    std::memcpy(x + 2 * i + L, &x1, sizeof(V));
+  }
+  for (; i < n; ++i) x[2 * i] += s[i];
+}
+#define TG_ADD_EVEN(ISA, ATTR, T, L) \
+  ATTR void add_even_##ISA##_##T(const T* s, index_t n, T* x) { add_even_body<T, L>(s, n, x); }
+TG_ADD_EVEN(avx512, [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]], float, 16)
+TG_ADD_EVEN(avx512, [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]], double, 8)
+TG_ADD_EVEN(avx2, [[gnu::target("avx2,fma")]], float, 8)
+TG_ADD_EVEN(avx2, [[gnu::target("avx2,fma")]], double, 4)
+TG_ADD_EVEN(sse, , float, 4)
+TG_ADD_EVEN(sse, , double, 2)
+#undef TG_ADD_EVEN
+
 // AVX-512: 32 zmm registers. outer 8 x 3 vectors = 24 accumulators.
 [[gnu::target("avx512f,avx512vl,avx512dq,fma,avx2")]] void outer_avx512_f32(TG_OUTER_ARGS(float)) {
   outer_body<float, 16, 8, 3>(kd, a, b, ldb, c, ldc, acc);
@@ -447,12 +479,12 @@ void outer_sse_f64(TG_OUTER_ARGS(double)) {
 
 #undef TG_OUTER_ARGS
 
-const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 16, outer_avx512_f32};
-const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 8, outer_avx512_f64};
-const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 8, outer_avx2_f32};
-const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 4, outer_avx2_f64};
-const MicroKernels<float> k_sse_f32{"generic", 4, 8, 4, outer_sse_f32};
-const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, outer_sse_f64};
+const MicroKernels<float> k_avx512_f32{"avx512", 8, 48, 16, outer_avx512_f32, add_even_avx512_float};
+const MicroKernels<double> k_avx512_f64{"avx512", 8, 24, 8, outer_avx512_f64, add_even_avx512_double};
+const MicroKernels<float> k_avx2_f32{"avx2", 6, 16, 8, outer_avx2_f32, add_even_avx2_float};
+const MicroKernels<double> k_avx2_f64{"avx2", 6, 8, 4, outer_avx2_f64, add_even_avx2_double};
+const MicroKernels<float> k_sse_f32{"generic", 4, 8, 4, outer_sse_f32, add_even_sse_float};
+const MicroKernels<double> k_sse_f64{"generic", 4, 4, 2, outer_sse_f64, add_even_sse_double};
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 

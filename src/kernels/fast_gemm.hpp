@@ -25,6 +25,11 @@ struct MicroKernels {
   // Full mr x nr tile: c[i*ldc+j] = (acc ? c[i*ldc+j] : 0) + sum_{kk<kd} a[kk*mr+i]*b[kk*ldb+j],
   // sum in increasing kk (one fused multiply-add chain per element where the ISA has FMA).
   void (*outer)(index_t kd, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool acc);
+  // Stride-2 scatter-add (col2im's rows at stride 2): x[2i] += s[i] for i < n, in vectors that
+  // also add +0 to the odd elements between (x[0, 2n - 1) only). x + (+0) is x for every x
+  // but -0, so the result is the same bits as the scalar loop where no element of x is -0: a
+  // sum that starts from +0 never is (in round-to-nearest, a + b is -0 only if both are).
+  void (*add_even)(const T* s, index_t n, T* x);
 };
 
 // The micro-kernels of the lowered convolution (conv2d_fast.cpp), for mr = 1 .. mr_max rows of
