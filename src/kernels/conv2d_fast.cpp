@@ -42,10 +42,10 @@ index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 // Adds the lowered gradient back onto dx for one image and group (the adjoint of im2col):
 // dxg[c, h, w] += dcol[kk * cols + j] for kk = (c, r, s) < C/G*R*S, pq = pq0 + j, j < cols,
 // with (h, w) as in im2col; positions outside x are dropped. Sequential: fixed order. Rows at
-// stride 2 go through the kernels' add_even (its zeros between change no element: dxg starts
-// at +0, so none of it is ever -0).
+// stride 2 go through mk.add_even (the same bits: dxg starts at +0, see MicroKernels).
 template <class T>
-void col2im_add(const Conv2dGeom& g, const T* dcol, index_t pq0, index_t cols, T* dxg) {
+void col2im_add(const MicroKernels<T>& mk, const Conv2dGeom& g, const T* dcol, index_t pq0,
+                index_t cols, T* dxg) {
   const index_t RS = g.r * g.s, CRS = g.c_per_group() * RS;
   const index_t sh = g.prm.stride[0], sw = g.prm.stride[1];
   const index_t ph = g.prm.pad[0], pw = g.prm.pad[1];
@@ -69,7 +69,7 @@ void col2im_add(const Conv2dGeom& g, const T* dcol, index_t pq0, index_t cols, T
         qa = std::clamp(qa, q_begin, q_end);
         qb = std::clamp(qb, qa, q_end);
         if (sw == 2)
-          micro_kernels<T>().add_even(seg + qa, qb - qa, xr + qa * 2 + off);
+          mk.add_even(seg + qa, qb - qa, xr + qa * 2 + off);
         else
           for (index_t q = qa; q < qb; ++q) xr[q * sw + off] += seg[q];
       }
@@ -226,7 +226,7 @@ void backward_data_col2im(const Conv2dGeom& g, const Tensor<T>& dy, const Tensor
         detail::outer_block(mk, CRS, cols, rows, apack + gi * panels * panel_stride + k0 * mk.mr,
                             panel_stride, dyg + k0 * PQ + pq0, PQ, dcol, cols, k0 > 0);
       }
-      col2im_add(g, dcol, pq0, cols, dxg);
+      col2im_add(mk, g, dcol, pq0, cols, dxg);
     }
   }
 }
